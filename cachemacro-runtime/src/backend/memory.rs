@@ -1,0 +1,200 @@
+//! The in-process backend: moka, bounded by bytes.
+//!
+//! ## Behavior
+//!
+//! Entries honour their TTL (checked against tokio's clock on every read, so
+//! tests may use paused time; moka also drops them in the background). The
+//! total size of keys and values is bounded (64 MiB by default); past it moka
+//! evicts the least useful entries (TinyLFU). Prefix deletes walk the
+//! entries, which is fine at in-process sizes. `incr` and `set_if_absent`
+//! are atomic per key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache as Moka;
+use moka::ops::compute::Op;
+use tokio::time::Instant;
+
+use crate::Error;
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    bytes: Arc<[u8]>,
+    ttl: Option<Duration>,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn new(bytes: Vec<u8>, ttl: Option<Duration>) -> Self {
+        Entry {
+            bytes: bytes.into(),
+            ttl,
+            expires_at: ttl.map(|t| Instant::now() + t),
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.expires_at.is_none_or(|at| Instant::now() < at)
+    }
+}
+
+struct TtlExpiry;
+
+impl moka::Expiry<String, Entry> for TtlExpiry {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        v: &Entry,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        v.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        v: &Entry,
+        _: std::time::Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        v.ttl
+    }
+}
+
+pub(crate) struct MemoryBackend {
+    entries: Moka<String, Entry>,
+}
+
+impl MemoryBackend {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let entries = Moka::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &String, v: &Entry| {
+                u32::try_from(k.len() + v.bytes.len() + 64).unwrap_or(u32::MAX)
+            })
+            .expire_after(TtlExpiry)
+            .build();
+        MemoryBackend { entries }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let entry = self.entries.get(key).await?;
+        entry.live().then(|| entry.bytes.to_vec())
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await);
+        }
+        out
+    }
+
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        self.entries
+            .insert(key.to_owned(), Entry::new(value, Some(ttl)))
+            .await;
+    }
+
+    pub(crate) async fn set_many(&self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) {
+        for (key, value) in entries {
+            self.entries.insert(key, Entry::new(value, Some(ttl))).await;
+        }
+    }
+
+    pub(crate) async fn set_if_absent(&self, key: &str, value: Vec<u8>, ttl: Duration) -> bool {
+        let result = self
+            .entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if e.value().live() => Op::Nop,
+                    _ => Op::Put(Entry::new(value, Some(ttl))),
+                }
+            })
+            .await;
+        matches!(
+            result,
+            moka::ops::compute::CompResult::Inserted(_)
+                | moka::ops::compute::CompResult::ReplacedWith(_)
+        )
+    }
+
+    pub(crate) async fn delete(&self, keys: &[String]) -> u64 {
+        let mut deleted = 0;
+        for key in keys {
+            if self.entries.remove(key).await.is_some_and(|e| e.live()) {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> u64 {
+        let doomed: Vec<Arc<String>> = self
+            .entries
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k)
+            .collect();
+        let mut deleted = 0;
+        for key in doomed {
+            if self
+                .entries
+                .remove(key.as_str())
+                .await
+                .is_some_and(|e| e.live())
+            {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
+    /// Like Redis `INCRBY`: the value is stored as decimal text. A TTL, when
+    /// given, is set only if the key has none (as `PEXPIRE … NX`).
+    pub(crate) async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, Error> {
+        let mut outcome = Ok(0);
+        let out = &mut outcome;
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                let (current, expires_at) =
+                    match existing.map(|e| e.into_value()).filter(Entry::live) {
+                        Some(e) => {
+                            let parsed = std::str::from_utf8(&e.bytes)
+                                .ok()
+                                .and_then(|s| s.parse::<i64>().ok());
+                            match parsed {
+                                Some(n) => (n, e.expires_at),
+                                None => {
+                                    *out = Err(Error::NotAnInteger(key.to_owned()));
+                                    return Op::Nop;
+                                }
+                            }
+                        }
+                        None => (0, None),
+                    };
+                let Some(next) = current.checked_add(delta) else {
+                    *out = Err(Error::NotAnInteger(key.to_owned()));
+                    return Op::Nop;
+                };
+                *out = Ok(next);
+                let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
+                let ttl = expires_at.map(|at| at.saturating_duration_since(Instant::now()));
+                Op::Put(Entry {
+                    bytes: next.to_string().into_bytes().into(),
+                    ttl,
+                    expires_at,
+                })
+            })
+            .await;
+        outcome
+    }
+}

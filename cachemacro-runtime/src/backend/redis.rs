@@ -1,0 +1,260 @@
+//! The Redis backend: redis-rs `ConnectionManager` with explicit timeouts.
+//!
+//! ## Behavior
+//!
+//! * One multiplexed connection per [`Cache`](crate::Cache), shared by all
+//!   clones; redis-rs reconnects in the background after it drops.
+//! * Every round trip is bounded by the operation timeout (default 250 ms):
+//!   with Redis stopped, paused or partitioned, an operation fails within it
+//!   and the caller runs the function body instead of hanging.
+//! * Connecting is bounded by the connect timeout (default 1 s).
+//! * Prefix deletes use `SCAN … MATCH <escaped prefix>* COUNT 500` and
+//!   `UNLINK` page by page, never `KEYS`, so Redis keeps serving other
+//!   clients in between; each page is its own bounded round trip.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::Error;
+use crate::key::glob_escape;
+
+/// Keys asked for per `SCAN` page; also the largest `UNLINK` batch.
+const SCAN_COUNT: usize = 500;
+
+/// Increments, then sets a TTL only if the key has none (like `PEXPIRE NX`,
+/// which Redis 6 lacks).
+const INCR_SCRIPT: &str = r"
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v";
+
+pub(crate) struct RedisBackend {
+    conn: ConnectionManager,
+    op_timeout: Duration,
+    url: String,
+    incr: redis::Script,
+}
+
+/// Removes any password from a URL before it reaches a log or an error.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://***@{host}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl RedisBackend {
+    /// Builds a backend that connects on first use (and reconnects after).
+    pub(crate) fn lazy(
+        url: &str,
+        connect_timeout: Duration,
+        op_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let redacted = redact(url);
+        let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
+            url: redacted.clone(),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(op_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            Error::Connect {
+                url: redacted.clone(),
+                source: Box::new(e),
+            }
+        })?;
+        Ok(RedisBackend {
+            conn,
+            op_timeout,
+            url: redacted,
+            incr: redis::Script::new(INCR_SCRIPT),
+        })
+    }
+
+    /// Round-trips a `PING`, bounded by `limit`.
+    pub(crate) async fn ping(&self, limit: Duration) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
+        match tokio::time::timeout(limit, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Error::Connect {
+                url: self.url.clone(),
+                source: Box::new(e),
+            }),
+            Err(_) => Err(Error::Connect {
+                url: self.url.clone(),
+                source: format!("no answer within {limit:?}").into(),
+            }),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Runs one round trip under the operation timeout.
+    async fn run<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, Error>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.op_timeout, op(self.conn.clone())).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout(self.op_timeout)),
+            Ok(Err(e)) => Err(Error::Backend(Box::new(e))),
+            Err(_) => Err(Error::Timeout(self.op_timeout)),
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.run(|mut c| async move { c.get(key).await }).await
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
+            .await
+    }
+
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), Error> {
+        let ms = ttl_millis(ttl);
+        self.run(|mut c| async move { c.pset_ex(key, value, ms).await })
+            .await
+    }
+
+    pub(crate) async fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let ms = ttl_millis(ttl);
+        let mut pipe = redis::pipe();
+        for (key, value) in &entries {
+            pipe.pset_ex(key, value, ms).ignore();
+        }
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    pub(crate) async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let ms = ttl_millis(ttl);
+        let reply: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    pub(crate) async fn delete(&self, keys: &[String]) -> Result<u64, Error> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run(|mut c| async move { c.unlink(keys).await }).await
+    }
+
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Error> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run(|mut c| {
+                    let pattern = &pattern;
+                    async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = self
+                    .run(|mut c| async move { c.unlink(&keys).await })
+                    .await?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    pub(crate) async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, Error> {
+        let ttl_arg = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
+        let result = self
+            .run(|mut c| {
+                let mut call = self.incr.key(key);
+                call.arg(delta).arg(ttl_arg);
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await;
+        match result {
+            Err(Error::Backend(e)) if e.to_string().contains("not an integer") => {
+                Err(Error::NotAnInteger(key.to_owned()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// Redis takes whole milliseconds and rejects 0.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact("redis://:hunter2@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://app:hunter2@cache:6380"),
+            "rediss://app:***@cache:6380"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,532 @@
+//! The [`Cache`] handle, its builder and the manual API.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::backend::Backend;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::redis::{RedisBackend, redact};
+use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry};
+use crate::key::Pattern;
+use crate::stats::{Recorder, Stats, StatsRegistry};
+
+const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+/// While a backend keeps failing, one warning per this interval; the rest go to debug.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// A handle to a cache: in-memory or Redis. Cheap to clone (one `Arc`);
+/// clones share the connection, the memory and the statistics.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
+/// use std::time::Duration;
+/// use cachemacro_runtime::Cache;
+///
+/// let cache = Cache::memory();
+/// cache.set("greeting:en", &"hello".to_string(), Duration::from_secs(60)).await?;
+/// assert_eq!(cache.get::<String>("greeting:en").await?, Some("hello".into()));
+/// # Ok(()) }
+/// ```
+///
+/// ## Behavior
+///
+/// * Generated code never turns a cache failure into the caller's failure:
+///   the function body runs and its value is returned. Failures are counted
+///   in [`Stats::errors`] and logged with `tracing` (one warning per 5 s
+///   while a backend keeps failing, the rest at debug).
+/// * The manual methods return [`Error`] so the caller decides.
+/// * A value that no longer decodes (a changed type, corrupt bytes) reads as
+///   a miss, is counted in [`Stats::decode_errors`], and is overwritten by
+///   the next fill.
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+struct Inner {
+    backend: Backend,
+    namespace: String,
+    stats: StatsRegistry,
+    started: Instant,
+    last_warn_ms: AtomicU64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.0.backend.describe())
+            .field("namespace", &self.0.namespace)
+            .finish()
+    }
+}
+
+impl AsRef<Cache> for Cache {
+    fn as_ref(&self) -> &Cache {
+        self
+    }
+}
+
+/// Configures a [`Cache`]. Start from [`Cache::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), cachemacro_runtime::Error> {
+/// use std::time::Duration;
+/// use cachemacro_runtime::Cache;
+///
+/// let cache = Cache::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .namespace("shop")
+///     .operation_timeout(Duration::from_millis(100))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    url: Option<String>,
+    namespace: String,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    memory_bytes: u64,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            url: None,
+            namespace: String::new(),
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// `redis://…`, `rediss://…` (with the `tls` feature) or `memory://`.
+    /// Without a URL the cache is in memory.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// A prefix for every key, joined with `:` (`shop` makes `user:1` into
+    /// `shop:user:1`), so several services can share one Redis.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The longest one Redis round trip may take before the cache gives up
+    /// and the function body runs (default 250 ms).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// The longest one connection attempt may take (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most bytes (keys plus values) the memory backend keeps before it
+    /// evicts (default 64 MiB).
+    pub fn memory_capacity(mut self, bytes: u64) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Builds the cache and, for Redis, checks that the server answers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a malformed URL or unknown scheme;
+    /// [`Error::Connect`] if Redis does not answer within the connect timeout.
+    pub async fn connect(self) -> Result<Cache, Error> {
+        let connect_timeout = self.connect_timeout;
+        let cache = self.build()?;
+        if let Backend::Redis(redis) = &cache.0.backend {
+            redis.ping(connect_timeout).await?;
+        }
+        Ok(cache)
+    }
+
+    /// Builds the cache without waiting for Redis: it connects on first use
+    /// and reconnects by itself, and operations fail fast until it answers.
+    /// For Redis this must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] for a malformed URL or unknown scheme.
+    pub fn build(self) -> Result<Cache, Error> {
+        let backend = match self.url.as_deref().map(str::trim) {
+            None | Some("") => Backend::Memory(MemoryBackend::new(self.memory_bytes)),
+            Some(url) if url.starts_with("memory://") => {
+                Backend::Memory(MemoryBackend::new(self.memory_bytes))
+            }
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                #[cfg(not(feature = "tls"))]
+                if url.starts_with("rediss://") {
+                    return Err(Error::InvalidUrl {
+                        url: redact(url),
+                        reason: "rediss:// needs the `tls` feature of cachemacro-runtime".into(),
+                    });
+                }
+                Backend::Redis(RedisBackend::lazy(
+                    url,
+                    self.connect_timeout,
+                    self.op_timeout,
+                )?)
+            }
+            Some(url) => {
+                return Err(Error::InvalidUrl {
+                    url: redact(url),
+                    reason: "expected redis://, rediss:// or memory://".into(),
+                });
+            }
+        };
+        Ok(Cache::from_backend(backend, self.namespace))
+    }
+}
+
+impl Cache {
+    /// An in-memory cache (64 MiB, see [`CacheBuilder::memory_capacity`]).
+    pub fn memory() -> Cache {
+        Cache::from_backend(
+            Backend::Memory(MemoryBackend::new(DEFAULT_MEMORY_BYTES)),
+            String::new(),
+        )
+    }
+
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// Connects to `redis://…`, `rediss://…` or `memory://` with default
+    /// settings; see [`CacheBuilder::connect`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachemacro_runtime::Error> {
+    /// let cache = cachemacro_runtime::Cache::connect("redis://127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Cache, Error> {
+        Cache::builder().url(url).connect().await
+    }
+
+    /// The cache named by `CACHE_URL`, or an in-memory one when it is unset
+    /// or empty.
+    ///
+    /// ## Behavior
+    /// Unlike [`Cache::connect`], an unreachable Redis is not an error here:
+    /// it is logged at warn and the cache keeps trying to connect, so a
+    /// service that boots before its Redis still starts (and runs uncached
+    /// until Redis answers).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when `CACHE_URL` is malformed.
+    pub async fn from_env() -> Result<Cache, Error> {
+        let cache = Cache::from_env_lazy()?;
+        if let Backend::Redis(redis) = &cache.0.backend {
+            let limit = DEFAULT_CONNECT_TIMEOUT;
+            if let Err(e) = redis.ping(limit).await {
+                tracing::warn!(error = %e, "CACHE_URL does not answer yet; the cache will keep trying to connect");
+            }
+        }
+        Ok(cache)
+    }
+
+    pub(crate) fn from_env_lazy() -> Result<Cache, Error> {
+        let mut builder = Cache::builder();
+        if let Ok(url) = std::env::var("CACHE_URL") {
+            builder = builder.url(url);
+        }
+        builder.build()
+    }
+
+    pub(crate) fn unavailable(why: String) -> Cache {
+        Cache::from_backend(Backend::Unavailable(why), String::new())
+    }
+
+    fn from_backend(backend: Backend, namespace: String) -> Cache {
+        let namespace = if namespace.is_empty() {
+            namespace
+        } else {
+            format!("{namespace}:")
+        };
+        Cache(Arc::new(Inner {
+            backend,
+            namespace,
+            stats: StatsRegistry::default(),
+            started: Instant::now(),
+            last_warn_ms: AtomicU64::new(0),
+        }))
+    }
+
+    /// A snapshot of this cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.0.stats.snapshot()
+    }
+
+    /// `memory`, the Redis URL (password removed), or why it is unavailable.
+    pub fn describe(&self) -> String {
+        self.0.backend.describe()
+    }
+
+    /// Reads a value written by [`Cache::set`] or a `#[cached]` function.
+    /// Absent, expired and undecodable entries are `Ok(None)`.
+    ///
+    /// # Errors
+    /// A backend failure or timeout.
+    pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
+        let rec = self.recorder(None);
+        let raw = self.backend_get(&rec, &self.full_key(key)).await?;
+        Ok(self.decode_or_miss::<Bincode, T>(&rec, raw, key))
+    }
+
+    /// Reads several values in one round trip (`MGET`), in the order asked.
+    ///
+    /// # Errors
+    /// A backend failure or timeout.
+    pub async fn get_many<T: Cacheable>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
+        let rec = self.recorder(None);
+        let full: Vec<String> = keys.iter().map(|k| self.full_key(k).into_owned()).collect();
+        let raws = self
+            .0
+            .backend
+            .get_many(&full)
+            .await
+            .inspect_err(|_| rec.add(|c| &c.errors, 1))?;
+        Ok(raws
+            .into_iter()
+            .zip(keys)
+            .map(|(raw, key)| self.decode_or_miss::<Bincode, T>(&rec, raw, key))
+            .collect())
+    }
+
+    /// Stores a value for `ttl`.
+    ///
+    /// # Errors
+    /// An encoding failure, or a backend failure or timeout.
+    pub async fn set<T: Cacheable>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let rec = self.recorder(None);
+        let bytes = encode_entry::<Bincode, T>(value)?;
+        self.backend_set(&rec, &self.full_key(key), bytes, ttl)
+            .await
+    }
+
+    /// Stores several values for `ttl` in one round trip (a pipeline).
+    ///
+    /// # Errors
+    /// An encoding failure, or a backend failure or timeout.
+    pub async fn set_many<T: Cacheable>(
+        &self,
+        entries: &[(&str, &T)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let rec = self.recorder(None);
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            encoded.push((
+                self.full_key(key).into_owned(),
+                encode_entry::<Bincode, T>(value)?,
+            ));
+        }
+        let n = encoded.len() as u64;
+        self.0
+            .backend
+            .set_many(encoded, ttl)
+            .await
+            .inspect_err(|_| rec.add(|c| &c.errors, 1))?;
+        rec.add(|c| &c.stores, n);
+        Ok(())
+    }
+
+    /// Stores a value only if the key holds none (`SET NX`); `true` if stored.
+    ///
+    /// # Errors
+    /// An encoding failure, or a backend failure or timeout.
+    pub async fn set_if_absent<T: Cacheable>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let rec = self.recorder(None);
+        let bytes = encode_entry::<Bincode, T>(value)?;
+        let stored = self
+            .0
+            .backend
+            .set_if_absent(&self.full_key(key), bytes, ttl)
+            .await
+            .inspect_err(|_| rec.add(|c| &c.errors, 1))?;
+        if stored {
+            rec.add(|c| &c.stores, 1);
+        }
+        Ok(stored)
+    }
+
+    /// Deletes one key; `true` if it existed.
+    ///
+    /// # Errors
+    /// A backend failure or timeout.
+    pub async fn delete(&self, key: &str) -> Result<bool, Error> {
+        let n = self
+            .invalidate(None, &Pattern::Exact(key.to_owned()))
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Deletes every key under a prefix: `"sets:user:42:*"` deletes all keys
+    /// starting with `sets:user:42:`. Only a trailing `*` is a wildcard; every
+    /// other character, `?` and `[` included, is literal. Without a trailing
+    /// `*` this deletes the one exact key. Returns how many keys went.
+    ///
+    /// On Redis this is `SCAN` + `UNLINK` in batches, never `KEYS`.
+    ///
+    /// # Errors
+    /// A backend failure or timeout (keys already unlinked stay deleted).
+    pub async fn delete_pattern(&self, pattern: &str) -> Result<u64, Error> {
+        self.invalidate(None, &Pattern::parse(pattern)).await
+    }
+
+    /// Adds `delta` to the integer at `key` (starting from 0) and returns the
+    /// result, like Redis `INCRBY`. With `ttl`, a key that has no expiry gets
+    /// one, so a rate-limit window starts at its first increment.
+    ///
+    /// Counters are stored as decimal text, not as cached values: read them
+    /// with `incr(key, 0, None)`, not [`Cache::get`].
+    ///
+    /// # Errors
+    /// [`Error::NotAnInteger`] if the key holds something else or the sum
+    /// overflows; a backend failure or timeout.
+    pub async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, Error> {
+        let rec = self.recorder(None);
+        self.0
+            .backend
+            .incr(&self.full_key(key), delta, ttl)
+            .await
+            .inspect_err(|e| {
+                if !matches!(e, Error::NotAnInteger(_)) {
+                    rec.add(|c| &c.errors, 1);
+                }
+            })
+    }
+
+    // ---- shared by the manual API and generated code ----
+
+    pub(crate) fn recorder(&self, family: Option<&'static str>) -> Recorder<'_> {
+        self.0.stats.recorder(family)
+    }
+
+    pub(crate) fn full_key<'a>(&self, key: &'a str) -> Cow<'a, str> {
+        if self.0.namespace.is_empty() {
+            Cow::Borrowed(key)
+        } else {
+            Cow::Owned(format!("{}{key}", self.0.namespace))
+        }
+    }
+
+    pub(crate) async fn backend_get(
+        &self,
+        rec: &Recorder<'_>,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.0
+            .backend
+            .get(key)
+            .await
+            .inspect_err(|_| rec.add(|c| &c.errors, 1))
+    }
+
+    pub(crate) async fn backend_set(
+        &self,
+        rec: &Recorder<'_>,
+        key: &str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        self.0
+            .backend
+            .set(key, bytes, ttl)
+            .await
+            .inspect_err(|_| rec.add(|c| &c.errors, 1))?;
+        rec.add(|c| &c.stores, 1);
+        Ok(())
+    }
+
+    /// Decodes stored bytes, counting a hit, a miss or a decode error.
+    pub(crate) fn decode_or_miss<C: crate::Codec, T: Cacheable>(
+        &self,
+        rec: &Recorder<'_>,
+        raw: Option<Vec<u8>>,
+        key: &str,
+    ) -> Option<T> {
+        let Some(bytes) = raw else {
+            rec.add(|c| &c.misses, 1);
+            return None;
+        };
+        match decode_entry::<C, T>(&bytes) {
+            Decoded::Value(v) => {
+                rec.add(|c| &c.hits, 1);
+                Some(v)
+            }
+            Decoded::Mismatch(why) => {
+                rec.add(|c| &c.misses, 1);
+                rec.add(|c| &c.decode_errors, 1);
+                tracing::debug!(key, reason = ?why, "cached bytes do not decode as {}; treating as a miss", std::any::type_name::<T>());
+                None
+            }
+        }
+    }
+
+    /// Deletes exact keys (namespaced here) in one round trip; counts nothing.
+    pub(crate) async fn backend_delete(&self, keys: &[String]) -> Result<u64, Error> {
+        let full: Vec<String> = keys.iter().map(|k| self.full_key(k).into_owned()).collect();
+        self.0.backend.delete(&full).await
+    }
+
+    /// Deletes one exact key or every key under a prefix, counting the
+    /// invalidation (or its failure) for `family`.
+    pub(crate) async fn invalidate(
+        &self,
+        family: Option<&'static str>,
+        pattern: &Pattern,
+    ) -> Result<u64, Error> {
+        let rec = self.recorder(family);
+        let result = match pattern {
+            Pattern::Exact(key) => self.backend_delete(std::slice::from_ref(key)).await,
+            Pattern::Prefix(prefix) => self.0.backend.delete_prefix(&self.full_key(prefix)).await,
+        };
+        rec.record_invalidation(result.is_ok());
+        result
+    }
+
+    /// Logs a backend failure at warn at most once per [`WARN_EVERY`], so an
+    /// outage does not flood the logs; the others go to debug.
+    pub(crate) fn log_failure(&self, what: &str, family: &str, key: &str, error: &Error) {
+        let now = self.0.started.elapsed().as_millis() as u64;
+        let last = self.0.last_warn_ms.load(Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .0
+                .last_warn_ms
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(family, key, error = %error, backend = %self.describe(), "cache {what} failed; serving from the function body");
+        } else {
+            tracing::debug!(family, key, error = %error, "cache {what} failed; serving from the function body");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The one error type of the runtime.
+
+use std::time::Duration;
+
+/// A boxed error from a backend or codec.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What went wrong in a cache operation.
+///
+/// Generated code never returns it to callers: a failing cache means the
+/// function body runs. The manual API on [`Cache`](crate::Cache) returns it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The cache URL could not be parsed or has an unsupported scheme.
+    #[error("invalid cache URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given, with any password removed.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The backend could not be reached when connecting.
+    #[error("could not connect to the cache at `{url}`: {source}")]
+    Connect {
+        /// The URL, with any password removed.
+        url: String,
+        /// The underlying error (a `redis::RedisError` for Redis).
+        source: BoxError,
+    },
+    /// The backend returned an error (a `redis::RedisError` for Redis).
+    #[error("cache backend error: {0}")]
+    Backend(#[source] BoxError),
+    /// The backend did not answer within the operation timeout.
+    #[error("cache operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// A value could not be encoded by its codec.
+    #[error("could not encode value for the cache: {0}")]
+    Encode(#[source] BoxError),
+    /// A `<name:hash>` placeholder's value could not be serialized.
+    #[error("could not build cache key: {0}")]
+    Key(#[source] BoxError),
+    /// `incr` found a value that is not an integer.
+    #[error("value at `{0}` is not an integer")]
+    NotAnInteger(String),
+    /// The process default cache could not be configured (bad `CACHE_URL`).
+    #[error("no usable cache backend: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,147 @@
+//! Counters: totals per [`Cache`](crate::Cache) and per key family.
+//!
+//! A key family is one `#[cached]` or `#[invalidates]` template, such as
+//! `user-collections:<user_id>`. Counting is a few relaxed atomic adds; the
+//! family table is read-locked on the hot path and written once per family.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        #[derive(Default, Debug)]
+        pub(crate) struct Counters { $( pub(crate) $name: AtomicU64, )* }
+
+        impl Counters {
+            fn snapshot(&self) -> FamilyStats {
+                FamilyStats { $( $name: self.$name.load(Relaxed), )* }
+            }
+        }
+
+        /// Figures for one key family; see [`Stats::family`].
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct FamilyStats { $( $(#[$doc])* pub $name: u64, )* }
+
+        /// A snapshot of a cache's counters: totals, plus [`Stats::family`].
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let cache = cachemacro_runtime::Cache::memory();
+        /// let _ = cache.get::<u32>("nothing-here").await;
+        /// let stats = cache.stats();
+        /// assert_eq!((stats.hits, stats.misses), (0, 1));
+        /// # }
+        /// ```
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $( $(#[$doc])* pub $name: u64, )*
+            families: BTreeMap<&'static str, FamilyStats>,
+        }
+
+        impl Stats {
+            fn new(total: FamilyStats, families: BTreeMap<&'static str, FamilyStats>) -> Self {
+                Stats { $( $name: total.$name, )* families }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Reads that found a usable value.
+    hits,
+    /// Reads that found nothing usable (absent, expired, undecodable).
+    misses,
+    /// Function bodies run because of a miss or a cache failure.
+    loads,
+    /// Values written.
+    stores,
+    /// Backend failures and timeouts (reads, writes, invalidations).
+    errors,
+    /// Stored bytes that did not decode as the expected type (counted as misses too).
+    decode_errors,
+    /// Exact keys deleted and patterns cleared by invalidations that landed.
+    invalidations,
+    /// Invalidations that failed (also counted in `errors`, always logged at warn).
+    invalidation_errors,
+}
+
+impl Stats {
+    /// The figures for one key family, by its template as written in the
+    /// attribute (`"user-collections:<user_id>"`); `None` if this cache has
+    /// not served that family.
+    pub fn family(&self, template: &str) -> Option<FamilyStats> {
+        self.families.get(template).copied()
+    }
+
+    /// Every family this cache has served, by template.
+    pub fn families(&self) -> impl Iterator<Item = (&'static str, &FamilyStats)> {
+        self.families.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// `hits / (hits + misses)`, or `None` before any read.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let reads = self.hits + self.misses;
+        (reads > 0).then(|| self.hits as f64 / reads as f64)
+    }
+}
+
+/// All counters of one cache.
+#[derive(Default, Debug)]
+pub(crate) struct StatsRegistry {
+    total: Counters,
+    families: RwLock<HashMap<&'static str, Arc<Counters>>>,
+}
+
+/// Where one event is counted: the totals and, for generated code, a family.
+pub(crate) struct Recorder<'a> {
+    total: &'a Counters,
+    family: Option<Arc<Counters>>,
+}
+
+impl Recorder<'_> {
+    /// Counts an invalidation that landed, or one that failed.
+    pub(crate) fn record_invalidation(&self, landed: bool) {
+        if landed {
+            self.add(|c| &c.invalidations, 1);
+        } else {
+            self.add(|c| &c.errors, 1);
+            self.add(|c| &c.invalidation_errors, 1);
+        }
+    }
+
+    pub(crate) fn add(&self, field: fn(&Counters) -> &AtomicU64, n: u64) {
+        field(self.total).fetch_add(n, Relaxed);
+        if let Some(f) = &self.family {
+            field(f).fetch_add(n, Relaxed);
+        }
+    }
+}
+
+impl StatsRegistry {
+    pub(crate) fn recorder(&self, family: Option<&'static str>) -> Recorder<'_> {
+        let family = family.map(|name| {
+            let read = self.families.read().unwrap_or_else(|e| e.into_inner());
+            match read.get(name) {
+                Some(c) => c.clone(),
+                None => {
+                    drop(read);
+                    let mut write = self.families.write().unwrap_or_else(|e| e.into_inner());
+                    write.entry(name).or_default().clone()
+                }
+            }
+        });
+        Recorder {
+            total: &self.total,
+            family,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let families = self.families.read().unwrap_or_else(|e| e.into_inner());
+        let families = families.iter().map(|(k, v)| (*k, v.snapshot())).collect();
+        Stats::new(self.total.snapshot(), families)
+    }
+}
