@@ -1,1 +1,297 @@
-pub fn x() {}
+//! Test support for the cachemacro workspace: a redis-server of the test's
+//! own on a free loopback port, which a test can stop, pause and restart.
+//!
+//! ## Behavior
+//!
+//! * [`RedisServer::start`] runs `redis-server` (or `$REDIS_SERVER`) on
+//!   `127.0.0.1:<free port>` with persistence off, and returns once the
+//!   server has logged that it accepts connections.
+//! * If no server can be started and `REDIS_URL` is set, that server is used
+//!   and every test gets a namespace of its own (stop/restart tests need a
+//!   server of their own and are then not possible).
+//! * If neither works, the test says so on stderr (not captured by the test
+//!   harness) and is skipped; when `CI` is set it fails instead.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use cachemacro_runtime::Cache;
+
+/// A redis-server for one test; killed on drop.
+pub struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+    /// `REDIS_URL` when no server of our own could be started.
+    external: Option<String>,
+    namespace: String,
+}
+
+static NEXT_NAMESPACE: AtomicU32 = AtomicU32::new(0);
+
+/// Says loudly that Redis tests cannot run; fails under CI.
+fn unavailable(why: &str) {
+    let msg = format!(
+        "\n*** cachemacro: Redis tests cannot run: {why}.\n\
+         *** Install redis-server (apt-get install redis-server) or set REDIS_URL.\n"
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}*** CI is set, so this is a failure, not a skip.");
+    }
+    // Straight to the stream: the test harness captures `eprintln!`.
+    let _ = std::io::stderr().write_all(msg.as_bytes());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn spawn(port: u16) -> Result<Child, String> {
+    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let mut child = Command::new(&binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--loglevel",
+            "notice",
+            "--dir",
+            &std::env::temp_dir().to_string_lossy(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not run `{binary}`: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait for the server's own word that it is ready: no sleeping, no polling.
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("Ready to accept connections") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{binary}` exited before accepting connections on port {port}"
+                ));
+            }
+        }
+    }
+    // Keep draining its log so the pipe never fills up.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(child)
+}
+
+impl RedisServer {
+    /// A server of this test's own, or `None` (after saying so loudly)
+    /// when none can be had. Panics under `CI` instead of returning `None`.
+    pub fn start() -> Option<RedisServer> {
+        match Self::start_owned() {
+            Ok(server) => Some(server),
+            Err(why) => match std::env::var("REDIS_URL") {
+                Ok(url) => Some(RedisServer {
+                    port: 0,
+                    child: None,
+                    external: Some(url),
+                    namespace: format!(
+                        "cmtest-{}-{}",
+                        std::process::id(),
+                        NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+                    ),
+                }),
+                Err(_) => {
+                    unavailable(&why);
+                    None
+                }
+            },
+        }
+    }
+
+    /// A server this test controls (for stop/pause/restart), or `None`
+    /// (after saying so loudly; a failure under `CI`).
+    pub fn start_controllable() -> Option<RedisServer> {
+        match Self::start_owned() {
+            Ok(server) => Some(server),
+            Err(why) => {
+                unavailable(&format!(
+                    "{why} (this test stops and restarts its own server, so REDIS_URL cannot stand in)"
+                ));
+                None
+            }
+        }
+    }
+
+    fn start_owned() -> Result<RedisServer, String> {
+        let mut last = String::new();
+        // A port found free can be taken before redis binds it: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn(port) {
+                Ok(child) => {
+                    return Ok(RedisServer {
+                        port,
+                        child: Some(child),
+                        external: None,
+                        namespace: String::new(),
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        match &self.external {
+            Some(url) => url.clone(),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The key as stored in Redis (with this test's namespace, if any).
+    pub fn stored_key(&self, key: &str) -> String {
+        if self.namespace.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}:{key}", self.namespace)
+        }
+    }
+
+    /// A cache on this server with a short operation timeout, so outage
+    /// tests finish quickly.
+    pub async fn cache(&self) -> Cache {
+        Cache::builder()
+            .url(self.url())
+            .namespace(self.namespace.clone())
+            .operation_timeout(Duration::from_millis(200))
+            .connect_timeout(Duration::from_millis(500))
+            .connect()
+            .await
+            .expect("connect to the test redis-server")
+    }
+
+    /// A plain redis-rs connection, for planting and inspecting raw bytes.
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("valid url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection to the test redis-server")
+    }
+
+    /// Kills the server (SIGKILL): connections drop, the port refuses.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh, empty server on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn(self.port).expect("restart redis-server on its port"));
+    }
+
+    /// SIGSTOP: the port still accepts connections but nothing answers, as
+    /// with an overloaded or partitioned server.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("a server of our own").id();
+        let status = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {pid} failed");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A paused server ignores SIGKILL only until continued.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+        }
+        self.stop();
+    }
+}
+
+/// The backend a behavioural test runs against.
+pub struct Backend {
+    /// The cache under test.
+    pub cache: Cache,
+    /// The server behind it, for Redis.
+    pub server: Option<RedisServer>,
+}
+
+impl Backend {
+    /// An in-memory cache.
+    pub fn memory() -> Backend {
+        Backend {
+            cache: Cache::memory(),
+            server: None,
+        }
+    }
+
+    /// A cache on a redis-server of the test's own; `None` when Redis
+    /// cannot run here (said loudly; a failure under `CI`).
+    pub async fn redis() -> Option<Backend> {
+        let server = RedisServer::start()?;
+        let cache = server.cache().await;
+        Some(Backend {
+            cache,
+            server: Some(server),
+        })
+    }
+}
+
+/// Runs each `async fn name(backend: Backend)` once on memory and once on a
+/// redis-server of its own: `in_memory::name` and `on_redis::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::memory()).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::Backend::redis().await {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
