@@ -1,0 +1,351 @@
+//! Redis-only behaviour: outages, corrupt bytes, namespaces, SCAN paging.
+//! Every test runs its own redis-server, which it may stop, pause and restart.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cachemacro_runtime::{Cache, Error, cached, invalidates};
+use cachemacro_tests::RedisServer;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("database error")]
+struct DbError;
+
+#[cached(key = "user-collections:<user_id>", ttl = "1h", cache = cache)]
+async fn user_collections(cache: &Cache, user_id: u64) -> Result<Vec<String>, DbError> {
+    Ok(vec![format!("favourites of {user_id}")])
+}
+
+#[invalidates("user-collections:<user_id>", "sets:user:<user_id>:*", cache = cache)]
+async fn add_image_to_collection(cache: &Cache, user_id: u64) -> Result<(), DbError> {
+    let _ = user_id;
+    Ok(())
+}
+
+/// A hang guard, not a timing assertion: a cache call must come back.
+async fn bounded<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("the call came back instead of hanging")
+}
+
+fn favourites(id: u64) -> Result<Vec<String>, DbError> {
+    Ok(vec![format!("favourites of {id}")])
+}
+
+/// Retries `attempt` (a bounded number of times) until it returns true.
+async fn eventually(mut attempt: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if attempt().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cache did not recover after Redis came back");
+}
+
+#[tokio::test]
+async fn redis_killed_mid_test_serves_the_body_then_recovers() {
+    let Some(mut server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = server.cache().await;
+    assert_eq!(user_collections(&cache, 1).await, favourites(1));
+    assert_eq!(user_collections(&cache, 1).await, favourites(1));
+    assert_eq!(cache.stats().hits, 1);
+
+    server.stop();
+    for id in [1, 2, 1] {
+        assert_eq!(bounded(user_collections(&cache, id)).await, favourites(id));
+    }
+    let s = cache.stats();
+    assert!(s.errors >= 3, "each failed read is counted: {s:?}");
+    assert_eq!(s.loads, 4, "every call during the outage ran the body");
+
+    server.restart();
+    eventually(async || {
+        let _ = bounded(user_collections(&cache, 3)).await;
+        matches!(
+            cache.get::<Vec<String>>("user-collections:3").await,
+            Ok(Some(_))
+        )
+    })
+    .await;
+    let hits = cache.stats().hits;
+    assert_eq!(user_collections(&cache, 3).await, favourites(3));
+    assert_eq!(cache.stats().hits, hits + 1, "caching resumed");
+}
+
+#[tokio::test]
+async fn paused_redis_times_out_instead_of_hanging() {
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = server.cache().await;
+    user_collections(&cache, 1).await.unwrap();
+
+    server.pause();
+    assert_eq!(bounded(user_collections(&cache, 1)).await, favourites(1));
+    assert!(matches!(
+        bounded(cache.get::<u8>("x")).await,
+        Err(Error::Timeout(_))
+    ));
+    assert!(bounded(cache.delete("x")).await.is_err());
+    assert!(cache.stats().errors >= 3);
+    server.resume();
+
+    eventually(async || cache.get::<Vec<String>>("user-collections:1").await.is_ok()).await;
+    let hits = cache.stats().hits;
+    user_collections(&cache, 1).await.unwrap();
+    assert_eq!(
+        cache.stats().hits,
+        hits + 1,
+        "the entry written before the pause is served again"
+    );
+}
+
+/// Collects formatted tracing output.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_invalidation_is_logged_at_warn_and_counted() {
+    let Some(mut server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let cache = server.cache().await;
+    server.stop();
+    assert_eq!(
+        bounded(add_image_to_collection(&cache, 5)).await,
+        Ok(()),
+        "the write still succeeds"
+    );
+
+    let s = cache.stats();
+    assert_eq!(
+        s.invalidation_errors, 2,
+        "the exact key and the prefix: {s:?}"
+    );
+    assert_eq!(s.invalidations, 0);
+    let family = s
+        .family("sets:user:<user_id>:*")
+        .expect("counted under its template");
+    assert_eq!(family.invalidation_errors, 1);
+    let text = logs.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("cache invalidation failed"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        2,
+        "one warning per lost invalidation:\n{text}"
+    );
+    assert!(warnings.iter().all(|l| l.contains("WARN")));
+    assert!(
+        warnings.iter().any(|l| l.contains("user-collections:5")),
+        "{text}"
+    );
+    assert!(
+        warnings.iter().any(|l| l.contains("sets:user:5:*")),
+        "{text}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .all(|l| l.contains("add_image_to_collection")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn redis_down_at_boot() {
+    let Some(mut server) = RedisServer::start_controllable() else {
+        return;
+    };
+    server.stop();
+    let url = server.url();
+
+    let err = Cache::builder()
+        .url(&url)
+        .connect_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Connect { .. }),
+        "connect() is strict: {err}"
+    );
+
+    let cache = Cache::builder()
+        .url(&url)
+        .operation_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .expect("a lazy cache builds without Redis");
+    assert_eq!(bounded(user_collections(&cache, 1)).await, favourites(1));
+    assert!(cache.stats().errors >= 1);
+
+    server.restart();
+    eventually(async || {
+        let _ = bounded(user_collections(&cache, 2)).await;
+        matches!(
+            cache.get::<Vec<String>>("user-collections:2").await,
+            Ok(Some(_))
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = server.cache().await;
+    let key = server.stored_key("user-collections:42");
+    let mut raw = server.raw().await;
+
+    // Bytes from elsewhere entirely.
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(b"\xff\x00garbage")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(user_collections(&cache, 42).await, favourites(42));
+    // Our header, a damaged payload.
+    let good: Vec<u8> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&good[..good.len() - 3])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(user_collections(&cache, 42).await, favourites(42));
+    // A huge claimed length after a valid header.
+    let mut huge = good[..12].to_vec();
+    huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(huge)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(user_collections(&cache, 42).await, favourites(42));
+
+    let now: Vec<u8> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(now, good, "overwritten with a good entry");
+    assert_eq!(user_collections(&cache, 42).await, favourites(42));
+    let s = cache.stats();
+    assert_eq!((s.decode_errors, s.loads, s.hits), (3, 3, 1), "{s:?}");
+}
+
+#[tokio::test]
+async fn namespace_prefixes_keys_and_confines_patterns() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let shop = Cache::builder()
+        .url(server.url())
+        .namespace(server.stored_key("shop"))
+        .connect()
+        .await
+        .unwrap();
+    let plain = server.cache().await;
+    user_collections(&shop, 1).await.unwrap();
+    user_collections(&plain, 1).await.unwrap();
+
+    let mut raw = server.raw().await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(server.stored_key("shop:user-collections:1"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(exists);
+
+    assert_eq!(shop.delete_pattern("user-collections:*").await.unwrap(), 1);
+    assert!(
+        plain
+            .get::<Vec<String>>("user-collections:1")
+            .await
+            .unwrap()
+            .is_some(),
+        "other namespace untouched"
+    );
+}
+
+#[tokio::test]
+async fn prefix_delete_pages_through_scan_and_matches_literally() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = server.cache().await;
+    let keys: Vec<String> = (0..2_500)
+        .map(|i| format!("explore?q=cats&page={i}"))
+        .collect();
+    let entries: Vec<(&str, &u32)> = keys.iter().map(|k| (k.as_str(), &7)).collect();
+    cache
+        .set_many(&entries, Duration::from_secs(60))
+        .await
+        .unwrap();
+    cache
+        .set("exploreXq=cats&page=1", &1u32, Duration::from_secs(60))
+        .await
+        .unwrap();
+    cache
+        .set("explore[q]=cats", &1u32, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        cache.delete_pattern("explore?q=*").await.unwrap(),
+        2_500,
+        "several SCAN pages"
+    );
+    assert_eq!(
+        cache.get::<u32>("exploreXq=cats&page=1").await.unwrap(),
+        Some(1),
+        "`?` is literal"
+    );
+    assert_eq!(
+        cache.get::<u32>("explore[q]=cats").await.unwrap(),
+        Some(1),
+        "`[` is literal"
+    );
+    assert_eq!(cache.delete_pattern("explore[q]*").await.unwrap(), 1);
+}
