@@ -107,12 +107,12 @@ async fn errors_are_not_cached(b: Backend) {
 
 #[cached(key = "maybe:<id>", ttl = 60, cache = cache)]
 async fn maybe(cache: &Cache, id: u32) -> Option<String> {
-    (id % 2 == 0).then(|| format!("even {id}"))
+    id.is_multiple_of(2).then(|| format!("even {id}"))
 }
 
 #[cached(key = "maybe-neg:<id>", ttl = 60, none_ttl = "30s", cache = cache)]
 async fn maybe_negative(cache: &Cache, id: u32) -> Option<String> {
-    (id % 2 == 0).then(|| format!("even {id}"))
+    id.is_multiple_of(2).then(|| format!("even {id}"))
 }
 
 async fn option_rules(b: Backend) {
