@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::codec::encode_entry;
 pub use crate::codec::{Bincode, Cacheable, Codec};
 pub use crate::key::{KeyBuilder, Pattern};
+use crate::stats::Recorder;
 use crate::{Cache, Error};
 
 /// One `#[cached]` function, as static data.
@@ -66,10 +67,10 @@ enum Lookup<T> {
 
 async fn lookup<C: Codec, T: Cacheable>(
     cache: &Cache,
+    rec: &Recorder<'_>,
     site: &'static Site,
     key: Result<String, Error>,
 ) -> Lookup<T> {
-    let rec = cache.recorder(Some(site.template));
     let key = match key {
         Ok(key) => key,
         Err(e) => {
@@ -78,8 +79,8 @@ async fn lookup<C: Codec, T: Cacheable>(
             return Lookup::Bypass;
         }
     };
-    match cache.backend_get(&rec, &cache.full_key(&key)).await {
-        Ok(raw) => match cache.decode_or_miss::<C, T>(&rec, raw, &key) {
+    match cache.backend_get(rec, &cache.full_key(&key)).await {
+        Ok(raw) => match cache.decode_or_miss::<C, T>(rec, raw, &key) {
             Some(value) => Lookup::Hit(value),
             None => Lookup::Miss(key),
         },
@@ -92,16 +93,16 @@ async fn lookup<C: Codec, T: Cacheable>(
 
 async fn store<C: Codec, T: Cacheable>(
     cache: &Cache,
+    rec: &Recorder<'_>,
     site: &'static Site,
     key: &str,
     value: &T,
     ttl: Duration,
 ) {
-    let rec = cache.recorder(Some(site.template));
     let stored = match encode_entry::<C, T>(value) {
         Ok(bytes) => {
             cache
-                .backend_set(&rec, &cache.full_key(key), bytes, ttl)
+                .backend_set(rec, &cache.full_key(key), bytes, ttl)
                 .await
         }
         Err(e) => {
@@ -114,8 +115,8 @@ async fn store<C: Codec, T: Cacheable>(
     }
 }
 
-fn count_load(cache: &Cache, site: &'static Site) {
-    cache.recorder(Some(site.template)).add(|c| &c.loads, 1);
+fn count_load(rec: &Recorder<'_>) {
+    rec.add(|c| &c.loads, 1);
 }
 
 /// `#[cached]` on a function returning a plain `T`: every value is stored.
@@ -125,16 +126,17 @@ pub async fn cached<C: Codec, T: Cacheable, F: Future<Output = T>>(
     key: Result<String, Error>,
     body: F,
 ) -> T {
-    match lookup::<C, T>(&cache, site, key).await {
+    let rec = cache.recorder(Some(site.template));
+    match lookup::<C, T>(&cache, &rec, site, key).await {
         Lookup::Hit(value) => value,
         Lookup::Miss(key) => {
             let value = body.await;
-            count_load(&cache, site);
-            store::<C, T>(&cache, site, &key, &value, site.ttl).await;
+            count_load(&rec);
+            store::<C, T>(&cache, &rec, site, &key, &value, site.ttl).await;
             value
         }
         Lookup::Bypass => {
-            count_load(&cache, site);
+            count_load(&rec);
             body.await
         }
     }
@@ -147,18 +149,19 @@ pub async fn cached_result<C: Codec, T: Cacheable, E, F: Future<Output = Result<
     key: Result<String, Error>,
     body: F,
 ) -> Result<T, E> {
-    match lookup::<C, T>(&cache, site, key).await {
+    let rec = cache.recorder(Some(site.template));
+    match lookup::<C, T>(&cache, &rec, site, key).await {
         Lookup::Hit(value) => Ok(value),
         Lookup::Miss(key) => {
             let result = body.await;
-            count_load(&cache, site);
+            count_load(&rec);
             if let Ok(value) = &result {
-                store::<C, T>(&cache, site, &key, value, site.ttl).await;
+                store::<C, T>(&cache, &rec, site, &key, value, site.ttl).await;
             }
             result
         }
         Lookup::Bypass => {
-            count_load(&cache, site);
+            count_load(&rec);
             body.await
         }
     }
@@ -172,23 +175,24 @@ pub async fn cached_option<C: Codec, T: Cacheable, F: Future<Output = Option<T>>
     key: Result<String, Error>,
     body: F,
 ) -> Option<T> {
-    match lookup::<C, Option<T>>(&cache, site, key).await {
+    let rec = cache.recorder(Some(site.template));
+    match lookup::<C, Option<T>>(&cache, &rec, site, key).await {
         Lookup::Hit(value) => value,
         Lookup::Miss(key) => {
             let value = body.await;
-            count_load(&cache, site);
+            count_load(&rec);
             let ttl = if value.is_some() {
                 Some(site.ttl)
             } else {
                 site.none_ttl
             };
             if let Some(ttl) = ttl {
-                store::<C, Option<T>>(&cache, site, &key, &value, ttl).await;
+                store::<C, Option<T>>(&cache, &rec, site, &key, &value, ttl).await;
             }
             value
         }
         Lookup::Bypass => {
-            count_load(&cache, site);
+            count_load(&rec);
             body.await
         }
     }
