@@ -24,6 +24,8 @@ use cachemacro_runtime::Cache;
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// Certificate directory of a TLS-only server.
+    tls: Option<std::path::PathBuf>,
     /// `REDIS_URL` when no server of our own could be started.
     external: Option<String>,
     namespace: String,
@@ -51,25 +53,110 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn spawn(port: u16) -> Result<Child, String> {
+/// Runs openssl, failing with what it printed.
+fn openssl(args: &[&str], dir: &std::path::Path) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("could not run openssl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "openssl {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A throwaway CA (`ca.pem`) and a certificate it signed for `localhost`
+/// and `127.0.0.1` (`cert.pem`, `key.pem`), in a fresh directory.
+fn make_certificates() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "cachemacro-tls-{}-{}",
+        std::process::id(),
+        NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+               keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n";
+    std::fs::write(dir.join("server.ext"), ext).map_err(|e| e.to_string())?;
+    let days = ["-days", "1"];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=cachemacro test CA",
+            ][..],
+            &days,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+        &dir,
+    )?;
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+        ],
+        &dir,
+    )?;
+    openssl(
+        &[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+            ][..],
+            &days,
+            &["-extfile", "server.ext", "-out", "cert.pem"],
+        ]
+        .concat(),
+        &dir,
+    )?;
+    Ok(dir)
+}
+
+fn spawn(port: u16, tls: Option<&std::path::Path>) -> Result<Child, String> {
     let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let mut child = Command::new(&binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args([
-            "--loglevel",
-            "notice",
-            "--dir",
-            &std::env::temp_dir().to_string_lossy(),
-        ])
+    let mut command = Command::new(&binary);
+    match tls {
+        None => command.args(["--port", &port.to_string()]),
+        Some(dir) => command
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(dir.join("key.pem"))
+            .arg("--tls-ca-cert-file")
+            .arg(dir.join("ca.pem")),
+    };
+    let mut child = command
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--loglevel", "notice", "--dir"])
+        .arg(std::env::temp_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -106,6 +193,7 @@ impl RedisServer {
                 Ok(url) => Some(RedisServer {
                     port: 0,
                     child: None,
+                    tls: None,
                     external: Some(url),
                     namespace: format!(
                         "cmtest-{}-{}",
@@ -135,18 +223,41 @@ impl RedisServer {
         }
     }
 
+    /// A TLS-only server with a certificate for `localhost` from a fresh
+    /// throwaway CA, or `None` (said loudly; a failure under `CI`).
+    pub fn start_tls() -> Option<RedisServer> {
+        match make_certificates().and_then(|dir| Self::start_with(Some(dir))) {
+            Ok(server) => Some(server),
+            Err(why) => {
+                unavailable(&format!("{why} (needed for the TLS test)"));
+                None
+            }
+        }
+    }
+
+    /// The CA that signed a TLS server's certificate.
+    pub fn ca_certificate(&self) -> Option<std::path::PathBuf> {
+        self.tls.as_ref().map(|dir| dir.join("ca.pem"))
+    }
+
     fn start_owned() -> Result<RedisServer, String> {
+        Self::start_with(None)
+    }
+
+    fn start_with(tls: Option<std::path::PathBuf>) -> Result<RedisServer, String> {
         let mut last = String::new();
         // A port found free can be taken before redis binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port) {
+            match spawn(port, tls.as_deref()) {
                 Ok(child) => {
+                    let namespace = String::new();
                     return Ok(RedisServer {
                         port,
                         child: Some(child),
+                        tls,
                         external: None,
-                        namespace: String::new(),
+                        namespace,
                     });
                 }
                 Err(e) => last = e,
@@ -155,11 +266,12 @@ impl RedisServer {
         Err(last)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://localhost:<port>` for TLS.
     pub fn url(&self) -> String {
-        match &self.external {
-            Some(url) => url.clone(),
-            None => format!("redis://127.0.0.1:{}", self.port),
+        match (&self.external, &self.tls) {
+            (Some(url), _) => url.clone(),
+            (None, Some(_)) => format!("rediss://localhost:{}", self.port),
+            (None, None) => format!("redis://127.0.0.1:{}", self.port),
         }
     }
 
@@ -205,7 +317,8 @@ impl RedisServer {
     /// Starts a fresh, empty server on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Some(spawn(self.port).expect("restart redis-server on its port"));
+        self.child =
+            Some(spawn(self.port, self.tls.as_deref()).expect("restart redis-server on its port"));
     }
 
     /// SIGSTOP: the port still accepts connections but nothing answers, as
@@ -238,6 +351,9 @@ impl Drop for RedisServer {
                 .status();
         }
         self.stop();
+        if let Some(dir) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -168,12 +168,17 @@ impl CacheBuilder {
                 Backend::Memory(MemoryBackend::new(self.memory_bytes))
             }
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                #[cfg(not(feature = "tls"))]
                 if url.starts_with("rediss://") {
+                    #[cfg(not(feature = "tls"))]
                     return Err(Error::InvalidUrl {
                         url: redact(url),
                         reason: "rediss:// needs the `tls` feature of cachemacro-runtime".into(),
                     });
+                    // rustls panics at connect time when the dependency graph
+                    // enables two crypto providers and none is installed;
+                    // install ours unless the application already chose one.
+                    #[cfg(feature = "tls")]
+                    let _ = rustls::crypto::ring::default_provider().install_default();
                 }
                 Backend::Redis(RedisBackend::lazy(
                     url,
