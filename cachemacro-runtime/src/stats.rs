@@ -1,7 +1,10 @@
 //! Counters: totals per [`Cache`](crate::Cache) and per key family.
 //!
 //! A key family is one `#[cached]` or `#[invalidates]` template, such as
-//! `user-collections:<user_id>`. Counting is a few relaxed atomic adds; the
+//! `user-collections:<user_id>`. Reads, loads and stores count under the
+//! `#[cached]` template; invalidations under the template as written in
+//! `#[invalidates]` (`sets:user:<set.user_id>:*`), which is the cached
+//! family's own name when the two are written alike. Counting is a few relaxed atomic adds; the
 //! family table is read-locked on the hot path and written once per family.
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,7 +65,9 @@ counters! {
     errors,
     /// Stored bytes that did not decode as the expected type (counted as misses too).
     decode_errors,
-    /// Exact keys deleted and patterns cleared by invalidations that landed.
+    /// Invalidations that landed: one per exact key or prefix deleted
+    /// (whether or not an entry was there), by generated code and by
+    /// `delete`/`delete_pattern`.
     invalidations,
     /// Invalidations that failed (also counted in `errors`, always logged at warn).
     invalidation_errors,
