@@ -15,11 +15,12 @@
 
 use std::time::Duration;
 
+pub use crate::Cache;
+use crate::Error;
 use crate::codec::encode_entry;
 pub use crate::codec::{Bincode, Cacheable, Codec};
 pub use crate::key::{KeyBuilder, Pattern};
 use crate::stats::Recorder;
-use crate::{Cache, Error};
 
 /// One `#[cached]` function, as static data.
 pub struct Site {
@@ -42,15 +43,6 @@ pub struct InvalidationSite {
 pub fn default_cache() -> Cache {
     crate::default_cache().clone()
 }
-
-/// The handle behind `cache = <expr>`: a `Cache`, `&Cache`, `Arc<Cache>`, …
-pub fn cache_of<C: AsRef<Cache> + ?Sized>(cache: &C) -> Cache {
-    cache.as_ref().clone()
-}
-
-/// Spanned at the user's return type so a non-serializable value is
-/// reported there.
-pub const fn assert_cacheable<T: Cacheable>() {}
 
 /// Builds `Duration`s in consts without naming `std` in generated code.
 pub const fn millis(ms: u64) -> Duration {

@@ -45,6 +45,11 @@ pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a cache codec",
+    label = "`codec = …` names a type implementing `cachemacro_runtime::Codec`",
+    note = "implement `cachemacro_runtime::Codec` for it, or drop `codec = …` to use bincode"
+)]
 pub trait Codec: 'static {
     /// Stored in every entry so that bytes written by one codec are never
     /// read by another. Ids below 128 are reserved for this crate.

@@ -158,6 +158,16 @@ impl KeyPart for uuid::Uuid {
     }
 }
 
+/// A value behind `<name:hash>`: anything `Serialize`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be hashed into a cache key",
+    label = "`<name:hash>` hashes this value's serialized form, so it must implement `Serialize`",
+    note = "derive `serde::Serialize` for it"
+)]
+pub trait Hashable: Serialize {}
+
+impl<T: Serialize + ?Sized> Hashable for T {}
+
 /// Encodes one value as it would appear in a key.
 ///
 /// ```
@@ -245,7 +255,7 @@ impl KeyBuilder {
         self
     }
 
-    pub fn hashed<T: Serialize + ?Sized>(&mut self, value: &T) -> &mut Self {
+    pub fn hashed<T: Hashable + ?Sized>(&mut self, value: &T) -> &mut Self {
         match hash_key_part(value) {
             Ok(hash) => self.buf.push_str(&hash),
             Err(e) => {

@@ -47,7 +47,7 @@ pub use crate::cache::{Cache, CacheBuilder};
 pub use crate::codec::{Bincode, Cacheable, Codec, CodecError};
 pub use crate::default::{default_cache, set_default};
 pub use crate::error::{BoxError, Error};
-pub use crate::key::{KeyPart, KeyWriter, encode_key_part, hash_key_part};
+pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
 pub use crate::stats::{FamilyStats, Stats};
 
 #[cfg(doctest)]

@@ -1,13 +1,18 @@
 //! Attribute arguments: `key = "…"`, `ttl = …`, `cache = <expr>`, … each
 //! stored with its span; every bad argument is reported, not just the first.
+//!
+//! Parsing never fails as a whole: what could be read is kept and the errors
+//! travel in `errors`, so the model can add its own (an unknown placeholder,
+//! a missing `async`) and the user sees all of them at once.
 
 use std::time::Duration;
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Lit, LitStr, Path, Token};
 
-/// A duration argument and where it was written.
+/// A duration argument.
 pub struct Ttl {
     pub duration: Duration,
 }
@@ -17,10 +22,13 @@ pub struct Ttl {
 pub struct CachedArgs {
     pub key: Option<LitStr>,
     pub ttl: Option<Ttl>,
+    /// With the span of the name, for "`none_ttl` needs `Option<T>`".
     pub none_ttl: Option<(Ttl, Span)>,
     pub cache: Option<Expr>,
     pub codec: Option<Path>,
     pub krate: Option<Path>,
+    /// Every malformed, unknown or duplicate argument.
+    pub errors: Option<syn::Error>,
 }
 
 /// `#[invalidates(…)]`.
@@ -29,10 +37,23 @@ pub struct InvalidatesArgs {
     pub patterns: Vec<LitStr>,
     pub cache: Option<Expr>,
     pub krate: Option<Path>,
+    /// Every malformed, unknown or duplicate argument.
+    pub errors: Option<syn::Error>,
 }
 
-const CACHED_ARGS: &[&str] = &["key", "ttl", "none_ttl", "cache", "codec", "crate"];
-const INVALIDATES_ARGS: &[&str] = &["cache", "crate"];
+/// Each argument with the example shown when its value is missing or wrong.
+const CACHED_ARGS: &[(&str, &str)] = &[
+    ("key", "key = \"user:<user_id>\""),
+    ("ttl", "ttl = \"5m\""),
+    ("none_ttl", "none_ttl = \"30s\""),
+    ("cache", "cache = self.cache"),
+    ("codec", "codec = my_codecs::Json"),
+    ("crate", "crate = \"::cachemacro_runtime\""),
+];
+const INVALIDATES_ARGS: &[(&str, &str)] = &[
+    ("cache", "cache = self.cache"),
+    ("crate", "crate = \"::cachemacro_runtime\""),
+];
 
 /// Collects errors so all of them reach the user at once.
 #[derive(Default)]
@@ -50,71 +71,189 @@ impl Errors {
         self.push(syn::Error::new(span, msg));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
+    }
+
+    fn into_inner(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+impl From<Option<syn::Error>> for Errors {
+    fn from(e: Option<syn::Error>) -> Self {
+        Errors(e)
     }
 }
 
 /// Stores `value` unless `slot` is set, in which case the second one is reported.
 fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
     if slot.is_some() {
-        errors.push_at(name.span(), format!("duplicate `{name}` argument"));
+        errors.push_at(
+            name.span(),
+            format!(
+                "duplicate `{name}` argument: `{name}` is already given earlier in this attribute"
+            ),
+        );
     } else {
         *slot = Some(value);
     }
 }
 
-/// The name before `=`; `crate` is a keyword, so it is read separately.
-fn parse_name(input: ParseStream) -> syn::Result<syn::Ident> {
-    if input.peek(Token![crate]) {
-        let token: Token![crate] = input.parse()?;
-        return Ok(syn::Ident::new("crate", token.span));
+/// The name before `=`, keywords included (`crate`).
+fn parse_name(input: ParseStream, what: &str) -> syn::Result<syn::Ident> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "the key template is a named argument: write `key = {}`",
+                quote::ToTokens::to_token_stream(&lit)
+            ),
+        ));
     }
-    input.call(syn::ext::IdentExt::parse_any)
+    input.call(syn::Ident::parse_any).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("expected an argument of `{what}`, as in `key = \"user:<user_id>\"`"),
+        )
+    })
 }
 
-fn unknown(name: &syn::Ident, valid: &[&str]) -> syn::Error {
+/// The example for `name`, if it is a known argument.
+fn example<'a>(name: &syn::Ident, valid: &'a [(&str, &str)]) -> Option<&'a str> {
+    valid.iter().find(|(n, _)| name == n).map(|(_, e)| *e)
+}
+
+/// The candidate `given` is most likely a misspelling of, if any: within a
+/// small edit distance (`tll` → `ttl`) or very similar (`usr_id` → `user_id`).
+pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| {
+            let edits = strsim::damerau_levenshtein(given, c);
+            let near =
+                edits <= (c.chars().count() / 3).max(1) || strsim::jaro_winkler(given, c) > 0.8;
+            (near, edits, c)
+        })
+        .filter(|(near, _, _)| *near)
+        .min_by_key(|(_, edits, _)| *edits)
+        .map(|(_, _, c)| c)
+}
+
+fn unknown(name: &syn::Ident, valid: &[(&str, &str)], what: &str) -> syn::Error {
     let list = valid
         .iter()
-        .map(|v| format!("`{v}`"))
+        .map(|(v, _)| format!("`{v}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    syn::Error::new(
-        name.span(),
-        format!("unknown argument `{name}`; expected one of {list}"),
+    let given = name.to_string();
+    let msg = match (closest(&given, valid.iter().map(|(v, _)| *v)), what) {
+        (Some(v), _) => {
+            format!(
+                "unknown argument `{name}` of `{what}`; did you mean `{v}`? (expected one of {list})"
+            )
+        }
+        (None, "#[invalidates]") => format!(
+            "unknown argument `{name}` of `#[invalidates]`: it takes key patterns as string literals (`\"user:<user_id>\"`) and the arguments {list}"
+        ),
+        (None, _) => format!("unknown argument `{name}` of `{what}`; expected one of {list}"),
+    };
+    syn::Error::new(name.span(), msg)
+}
+
+/// `=` after a known argument's name.
+fn parse_eq(input: ParseStream, name: &syn::Ident, example: &str) -> syn::Result<()> {
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            name.span(),
+            format!("`{name}` needs a value, as in `{example}`"),
+        ))
+    }
+}
+
+/// Checks that `value_span`'s value is the whole argument (`ttl = 60 * 5` is not).
+fn end_of_value(
+    input: ParseStream,
+    name: &syn::Ident,
+    value_span: Span,
+    what: &str,
+) -> syn::Result<()> {
+    if input.is_empty() || input.peek(Token![,]) {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            value_span,
+            format!("`{name}` takes {what}; expected `,` or the end of the arguments after it"),
+        ))
+    }
+}
+
+/// What a duration argument takes, for error messages.
+fn ttl_forms(name: &syn::Ident) -> String {
+    format!(
+        "seconds (`{name} = 300`) or a duration string (`{name} = \"5m\"`, `\"1h30m\"`, `\"500ms\"`)"
     )
+}
+
+/// Explains a humantime error in terms of the string the user wrote.
+fn duration_error(text: &str, e: &humantime::DurationError) -> String {
+    use humantime::DurationError as E;
+    let rest = |at: usize| text.get(at..).unwrap_or_default().trim();
+    match e {
+        E::InvalidCharacter(at) => format!("unexpected `{}`", rest(*at)),
+        E::NumberExpected(at) => format!("expected a number at `{}`", rest(*at)),
+        E::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+            format!("`{value}` needs a unit, as in `{value}s` or `{value}m`")
+        }
+        E::UnknownUnit { unit, .. } => format!(
+            "unknown unit `{unit}` (units: ms, s, m, h, d, w; long forms such as `min` and `hours` also work)"
+        ),
+        E::NumberOverflow => "the number is too large".into(),
+        E::Empty => "it is empty".into(),
+    }
 }
 
 /// `ttl = 300` (seconds) or `ttl = "5m"` / `"1h30m"` / `"500ms"`.
 fn parse_ttl(name: &syn::Ident, input: ParseStream) -> syn::Result<Ttl> {
-    let lit: Lit = input.parse().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!(
-                "`{name}` takes seconds (`{name} = 300`) or a duration string (`{name} = \"5m\"`)"
-            ),
-        )
-    })?;
+    let lit: Lit = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), format!("`{name}` takes {}", ttl_forms(name))))?;
     let duration = match &lit {
-        Lit::Int(int) => Duration::from_secs(int.base10_parse::<u64>()?),
+        Lit::Int(int) => match int.base10_parse::<u64>() {
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => {
+                return Err(syn::Error::new(
+                    int.span(),
+                    format!("`{name} = {int}` is not a number of seconds that fits in a `u64`"),
+                ));
+            }
+        },
         Lit::Str(s) => humantime::parse_duration(&s.value()).map_err(|e| {
             syn::Error::new(
                 s.span(),
                 format!(
-                    "invalid duration `{}`: {e}; write e.g. \"30s\", \"5m\", \"1h30m\"",
-                    s.value()
+                    "invalid duration `{}`: {}; write e.g. \"30s\", \"5m\", \"1h30m\", \"500ms\"",
+                    s.value(),
+                    duration_error(&s.value(), &e)
                 ),
             )
         })?,
         other => {
             return Err(syn::Error::new(
                 other.span(),
-                format!(
-                    "`{name}` takes seconds (`{name} = 300`) or a duration string (`{name} = \"5m\"`)"
-                ),
+                format!("`{name}` takes {}", ttl_forms(name)),
             ));
         }
     };
+    end_of_value(input, name, lit.span(), "a single literal")?;
     if duration.is_zero() {
         return Err(syn::Error::new(
             lit.span(),
@@ -130,10 +269,53 @@ fn parse_ttl(name: &syn::Ident, input: ParseStream) -> syn::Result<Ttl> {
     Ok(Ttl { duration })
 }
 
+/// A string literal argument (`key = "…"`).
+fn parse_lit_str(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<LitStr> {
+    let lit = input.parse::<LitStr>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes a string literal, as in `{example}`"),
+        )
+    })?;
+    end_of_value(input, name, lit.span(), "a single string literal")?;
+    Ok(lit)
+}
+
 /// `crate = "::my::reexport"`.
-fn parse_crate(input: ParseStream) -> syn::Result<Path> {
-    let lit: LitStr = input.parse()?;
-    lit.parse_with(Path::parse_mod_style)
+fn parse_crate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Path> {
+    let lit = parse_lit_str(name, input, example)?;
+    lit.parse_with(Path::parse_mod_style).map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`crate` takes the path to `cachemacro_runtime` as a string, as in `{example}`; `{}` is not a path",
+                lit.value()
+            ),
+        )
+    })
+}
+
+/// `codec = path::To::Codec`.
+fn parse_codec(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Path> {
+    let path = input.parse::<Path>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes the path of a type implementing `Codec`, as in `{example}`"),
+        )
+    })?;
+    let span = syn::spanned::Spanned::span(&path);
+    end_of_value(input, name, span, "the path of a type implementing `Codec`")?;
+    Ok(path)
+}
+
+/// `cache = <expr>`.
+fn parse_cache(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Expr> {
+    input.parse::<Expr>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes an expression giving a `Cache`, `&Cache` or `Arc<Cache>`, as in `{example}`"),
+        )
+    })
 }
 
 /// Skips the rest of one malformed argument so later ones are still checked.
@@ -154,7 +336,7 @@ fn skip_to_comma(input: ParseStream) {
 fn parse_list(
     input: ParseStream,
     mut one: impl FnMut(ParseStream, &mut Errors) -> syn::Result<()>,
-) -> syn::Result<()> {
+) -> Option<syn::Error> {
     let mut errors = Errors::default();
     while !input.is_empty() {
         if let Err(e) = one(input, &mut errors) {
@@ -165,22 +347,30 @@ fn parse_list(
             break;
         }
         if let Err(e) = input.parse::<Token![,]>() {
-            errors.push(e);
+            errors.push(syn::Error::new(e.span(), "expected `,` between arguments"));
             skip_to_comma(input);
             let _ = input.parse::<Token![,]>();
         }
     }
-    errors.finish()
+    errors.into_inner()
 }
 
 impl Parse for CachedArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = CachedArgs::default();
-        parse_list(input, |input, errors| {
-            let name = parse_name(input)?;
-            input.parse::<Token![=]>()?;
+        args.errors = parse_list(input, |input, errors| {
+            let name = parse_name(input, "#[cached]")?;
+            let Some(example) = example(&name, CACHED_ARGS) else {
+                return Err(unknown(&name, CACHED_ARGS, "#[cached]"));
+            };
+            parse_eq(input, &name, example)?;
             match name.to_string().as_str() {
-                "key" => set(&mut args.key, input.parse()?, &name, errors),
+                "key" => set(
+                    &mut args.key,
+                    parse_lit_str(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
                 "ttl" => set(&mut args.ttl, parse_ttl(&name, input)?, &name, errors),
                 "none_ttl" => set(
                     &mut args.none_ttl,
@@ -188,13 +378,27 @@ impl Parse for CachedArgs {
                     &name,
                     errors,
                 ),
-                "cache" => set(&mut args.cache, input.parse()?, &name, errors),
-                "codec" => set(&mut args.codec, input.parse()?, &name, errors),
-                "crate" => set(&mut args.krate, parse_crate(input)?, &name, errors),
-                _ => return Err(unknown(&name, CACHED_ARGS)),
+                "cache" => set(
+                    &mut args.cache,
+                    parse_cache(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "codec" => set(
+                    &mut args.codec,
+                    parse_codec(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                _ => set(
+                    &mut args.krate,
+                    parse_crate(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
             }
             Ok(())
-        })?;
+        });
         Ok(args)
     }
 }
@@ -202,20 +406,44 @@ impl Parse for CachedArgs {
 impl Parse for InvalidatesArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = InvalidatesArgs::default();
-        parse_list(input, |input, errors| {
+        args.errors = parse_list(input, |input, errors| {
             if input.peek(LitStr) {
-                args.patterns.push(input.parse()?);
+                let lit: LitStr = input.parse()?;
+                if !input.is_empty() && !input.peek(Token![,]) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "expected `,` or the end of the arguments after this pattern",
+                    ));
+                }
+                args.patterns.push(lit);
                 return Ok(());
             }
-            let name = parse_name(input)?;
-            input.parse::<Token![=]>()?;
+            let name = input.call(syn::Ident::parse_any).map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "expected a key pattern, as in `#[invalidates(\"user:<user_id>\")]`, or `cache = …` / `crate = \"…\"`",
+                )
+            })?;
+            let Some(example) = example(&name, INVALIDATES_ARGS) else {
+                return Err(unknown(&name, INVALIDATES_ARGS, "#[invalidates]"));
+            };
+            parse_eq(input, &name, example)?;
             match name.to_string().as_str() {
-                "cache" => set(&mut args.cache, input.parse()?, &name, errors),
-                "crate" => set(&mut args.krate, parse_crate(input)?, &name, errors),
-                _ => return Err(unknown(&name, INVALIDATES_ARGS)),
+                "cache" => set(
+                    &mut args.cache,
+                    parse_cache(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                _ => set(
+                    &mut args.krate,
+                    parse_crate(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
             }
             Ok(())
-        })?;
+        });
         Ok(args)
     }
 }

@@ -3,50 +3,79 @@
 //! original body as an `async move` block, so `return` and `?` keep working
 //! and the future stays `Send` whenever the original was.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, ItemFn, Path};
+use syn::{Expr, ItemFn, Member, Path};
 
-use crate::model::{CachedFn, InvalidatingFn, Param, Returns, Root, resolve};
-use crate::template::{Segment, Template};
+use crate::model::{CachedFn, InvalidatingFn, Key, Returns, Root};
+use crate::template::Segment;
+
+/// `tokens` with every span set to `span`, one of the user's: for generated
+/// tokens whose errors should be reported there, as if the user wrote them.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
 
 /// Statements that push one template's segments into `__cachemacro_k`.
 ///
 /// A bare parameter is spanned at its type, so "`X` cannot be used in a
-/// cache key" lands on the parameter; a field path is spanned at the
-/// template, so "no field `usr_id`" lands on the string the user wrote.
-fn key_pushes(template: &Template, func: &ItemFn, params: &[Param<'_>]) -> TokenStream {
-    let lit_span = template.lit.span();
+/// cache key" lands on the parameter's type. A field path (`<set.id>`,
+/// `<self.id>`) is spanned at the template, so "no field `usr_id`" lands on
+/// the string the user wrote; it carries the macro's own hygiene there, one
+/// context for the whole expression (else rustc widens the span to the
+/// whole attribute) and no offer to "fix" the string into a bare field name.
+fn key_pushes(key: &Key<'_>) -> TokenStream {
+    let in_template = Span::call_site().located_at(key.template.lit.span());
     let mut out = TokenStream::new();
-    for segment in &template.segments {
+    let mut roots = key.roots.iter();
+    for segment in &key.template.segments {
         match segment {
             Segment::Lit(text) => out.extend(quote!(__cachemacro_k.lit(#text);)),
             Segment::Placeholder(p) => {
-                let root = resolve(&p.root, template, func, params).expect("checked in the model");
-                let (root_tokens, span) = match root {
-                    Root::SelfValue(span) => (quote_spanned!(span=> self), lit_span),
-                    Root::Param(param) => {
-                        let ident = param.ident;
-                        let span = if p.fields.is_empty() {
-                            param.ty.span()
-                        } else {
-                            lit_span
-                        };
-                        (quote!(#ident), span)
-                    }
+                let Some(root) = roots.next() else {
+                    // The model resolves every placeholder; never reached.
+                    continue;
                 };
-                let fields = p.fields.iter().map(|f| match f.parse::<u32>() {
-                    Ok(index) => {
-                        let index = syn::Index {
-                            index,
-                            span: lit_span,
-                        };
-                        quote!(.#index)
+                let (span, root) = match root {
+                    Root::Param(param) if p.fields.is_empty() => {
+                        let span = param.ty.span();
+                        let mut ident = param.ident.clone();
+                        ident.set_span(ident.span().located_at(span));
+                        (span, ident.into_token_stream())
                     }
-                    Err(_) => {
-                        let ident = syn::Ident::new(f, lit_span);
-                        quote!(.#ident)
+                    Root::Param(param) => {
+                        let mut ident = param.ident.clone();
+                        ident.set_span(in_template);
+                        (in_template, ident.into_token_stream())
+                    }
+                    Root::SelfValue => (in_template, quote_spanned!(in_template=> self)),
+                };
+                let fields = p.fields.iter().map(|f| match f {
+                    Member::Named(ident) => {
+                        let mut ident = ident.clone();
+                        ident.set_span(in_template);
+                        quote_spanned!(in_template=> .#ident)
+                    }
+                    Member::Unnamed(index) => {
+                        let index = syn::Index {
+                            index: index.index,
+                            span: in_template,
+                        };
+                        quote_spanned!(in_template=> .#index)
                     }
                 });
                 let method = if p.hash {
@@ -54,35 +83,79 @@ fn key_pushes(template: &Template, func: &ItemFn, params: &[Param<'_>]) -> Token
                 } else {
                     format_ident!("part", span = span)
                 };
-                out.extend(
-                    quote_spanned!(span=> __cachemacro_k.#method(&#root_tokens #(#fields)*);),
-                );
+                out.extend(quote_spanned!(span=> __cachemacro_k.#method(&#root #(#fields)*);));
             }
         }
     }
     out
 }
 
-fn build_key(
-    template: &Template,
-    func: &ItemFn,
-    params: &[Param<'_>],
-    krate: &Path,
-) -> TokenStream {
-    let pushes = key_pushes(template, func, params);
-    let capacity = template.literal_len();
+fn build_key(key: &Key<'_>) -> TokenStream {
+    let pushes = key_pushes(key);
+    let capacity = key.template.literal_len();
     quote! {{
-        let mut __cachemacro_k = #krate::__private::KeyBuilder::new(#capacity);
+        let mut __cachemacro_k = __cachemacro_private::KeyBuilder::new(#capacity);
         #pushes
         __cachemacro_k
     }}
 }
 
-fn cache_handle(cache: Option<&Expr>, krate: &Path) -> TokenStream {
+/// The runtime's `__private` module (and `Cache`) under local names, so
+/// that the path the user gave with `crate = "…"` is resolved (and, if
+/// wrong, reported) once, at the string the user wrote.
+fn use_private(krate: &Path, cache: Option<&Expr>) -> TokenStream {
     match cache {
-        Some(expr) => quote_spanned!(expr.span()=> #krate::__private::cache_of(&(#expr))),
-        None => quote!(#krate::__private::default_cache()),
+        Some(_) => {
+            quote!(use #krate::__private::{self as __cachemacro_private, Cache as __CachemacroCache};)
+        }
+        None => quote!(use #krate::__private as __cachemacro_private;),
     }
+}
+
+/// `__cachemacro_private::#function`, every token at `location`.
+fn private_fn(function: &str, location: Span) -> TokenStream {
+    let function = syn::Ident::new(function, Span::call_site());
+    respan(quote!(__cachemacro_private::#function), location)
+}
+
+/// `#callee(#args)`, the parentheses at `location`: with the callee's
+/// first token there too, the whole call expression is spanned there.
+fn call(callee: TokenStream, args: TokenStream, location: Span) -> TokenStream {
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+    group.set_span(location);
+    quote!(#callee #group)
+}
+
+/// The `Cache` for `cache = <expr>`, or the process default.
+///
+/// `Cache::clone(&(<expr>))`: deref coercion turns a `Cache`, `&Cache`,
+/// `Arc<Cache>`, `LazyLock<Cache>` static, … into `&Cache`, and anything
+/// else is one "expected `&Cache`" error spanning the user's expression.
+fn cache_handle(cache: Option<&Expr>) -> TokenStream {
+    let Some(expr) = cache else {
+        return quote!(__cachemacro_private::default_cache());
+    };
+    let tokens = expr.to_token_stream();
+    let first = expr.span();
+    let last = tokens
+        .clone()
+        .into_iter()
+        .last()
+        .map_or(first, |tt| tt.span());
+    let mut parenthesized = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, tokens);
+    parenthesized.set_span(last);
+    // First token at the expression's start, the rest at its end: the
+    // callee, the argument and the call all span the whole expression.
+    let open = respan(quote!(<), first);
+    let rest = respan(
+        quote!(__CachemacroCache as ::core::clone::Clone > ::clone),
+        last,
+    );
+    call(
+        quote!(#open #rest),
+        quote_spanned!(first=> &#parenthesized),
+        last,
+    )
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -107,77 +180,86 @@ fn with_body(func: &ItemFn, body: TokenStream) -> TokenStream {
 }
 
 pub fn cached(f: &CachedFn<'_>) -> TokenStream {
-    let krate = &f.krate;
-    let template = f.key.source();
+    let template = f.key.template.source();
     let name = function_name(f.func);
     let ttl = millis(f.ttl);
     let none_ttl = match f.none_ttl {
         Some(d) => {
             let ms = millis(d);
-            quote!(::core::option::Option::Some(#krate::__private::millis(#ms)))
+            quote!(::core::option::Option::Some(__cachemacro_private::millis(#ms)))
         }
         None => quote!(::core::option::Option::None),
     };
-    let cache = cache_handle(f.cache, krate);
-    let key = build_key(&f.key, f.func, &f.params, krate);
+    let cache = cache_handle(f.cache);
+    let key = build_key(&f.key);
+    // Everything that requires the stored type to be `Cacheable` (the
+    // callee's bounds, the call, `.await`) is spanned at the stored type:
+    // the user's return type. rustc reports an unmet bound once per span,
+    // so "`X` cannot be stored in the cache" appears once, there. The
+    // stored type itself is inferred from the body, not repeated here.
+    let (function, stored, holes) = match &f.returns {
+        Returns::Plain(Some(ty)) => ("cached", ty.span(), quote!(_, _)),
+        Returns::Plain(None) => ("cached", Span::call_site(), quote!(_, _)),
+        Returns::Result { ok } => ("cached_result", ok.span(), quote!(_, _, _)),
+        Returns::Option { inner } => ("cached_option", inner.span(), quote!(_, _)),
+    };
+    // A user's codec keeps its own spans: "not a `Codec`" lands on it.
     let codec = match f.codec {
-        Some(path) => quote!(#path),
-        None => quote!(#krate::__private::Bincode),
+        Some(path) => path.to_token_stream(),
+        None => respan(quote!(__cachemacro_private::Bincode), stored),
     };
+    let callee = private_fn(function, stored);
+    let rest = respan(quote!(, #holes >), stored);
+    let turbofish = respan(quote!(::<), stored);
     let block = &f.func.block;
-    // The stored type is named in the turbofish with the user's own tokens,
-    // so "cannot be stored in the cache" points at the return type.
-    let call = match &f.returns {
-        Returns::Plain(Some(ty)) => {
-            quote_spanned!(ty.span()=> #krate::__private::cached::<#codec, #ty, _>)
-        }
-        Returns::Plain(None) => quote!(#krate::__private::cached::<#codec, (), _>),
-        Returns::Result { ok } => {
-            quote_spanned!(ok.span()=> #krate::__private::cached_result::<#codec, #ok, _, _>)
-        }
-        Returns::Option { inner } => {
-            quote_spanned!(inner.span()=> #krate::__private::cached_option::<#codec, #inner, _>)
-        }
-    };
+    let invoke = call(
+        quote!(#callee #turbofish #codec #rest),
+        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, async move #block),
+        stored,
+    );
+    let await_ = respan(quote!(.await), stored);
+    let use_private = use_private(&f.krate, f.cache);
     let body = quote! {
-        static __CACHEMACRO_SITE: #krate::__private::Site = #krate::__private::Site {
+        #use_private
+        static __CACHEMACRO_SITE: __cachemacro_private::Site = __cachemacro_private::Site {
             template: #template,
             function: ::core::concat!(::core::module_path!(), "::", #name),
             file: ::core::file!(),
             line: ::core::line!(),
-            ttl: #krate::__private::millis(#ttl),
+            ttl: __cachemacro_private::millis(#ttl),
             none_ttl: #none_ttl,
         };
         let __cachemacro_cache = #cache;
         let __cachemacro_key = #key.key();
-        #call(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, async move #block).await
+        #invoke #await_
     };
     with_body(f.func, body)
 }
 
 pub fn invalidates(f: &InvalidatingFn<'_>) -> TokenStream {
-    let krate = &f.krate;
     let name = function_name(f.func);
-    let cache = cache_handle(f.cache, krate);
-    let plan = f.patterns.iter().map(|t| {
-        let template = t.source();
-        let key = build_key(t, f.func, &f.params, krate);
-        let wildcard = t.wildcard;
+    let cache = cache_handle(f.cache);
+    let plan = f.patterns.iter().map(|key| {
+        let template = key.template.source();
+        let wildcard = key.template.wildcard;
+        let key = build_key(key);
         quote!((#template, #key.pattern(#wildcard)))
     });
     let block = &f.func.block;
     let call = match f.returns {
-        Returns::Result { .. } => quote!(#krate::__private::invalidating_result),
-        _ => quote!(#krate::__private::invalidating),
+        Returns::Result { .. } => quote!(__cachemacro_private::invalidating_result),
+        _ => quote!(__cachemacro_private::invalidating),
     };
+    let use_private = use_private(&f.krate, f.cache);
     let body = quote! {
-        static __CACHEMACRO_SITE: #krate::__private::InvalidationSite = #krate::__private::InvalidationSite {
+        #use_private
+        static __CACHEMACRO_SITE: __cachemacro_private::InvalidationSite = __cachemacro_private::InvalidationSite {
             function: ::core::concat!(::core::module_path!(), "::", #name),
             file: ::core::file!(),
             line: ::core::line!(),
         };
         let __cachemacro_cache = #cache;
-        let __cachemacro_plan: ::std::vec::Vec<#krate::__private::Planned> = ::std::vec![#(#plan),*];
+        let __cachemacro_plan: ::std::vec::Vec<__cachemacro_private::Planned> = ::std::vec![#(#plan),*];
         #call(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_plan, async move #block).await
     };
     with_body(f.func, body)

@@ -10,13 +10,25 @@ mod model;
 mod template;
 
 use proc_macro::TokenStream;
-use syn::parse_macro_input;
+use proc_macro2::TokenStream as TokenStream2;
 
 /// Caches an `async fn`'s value under a key built from its parameters.
 ///
-/// ```ignore
+/// ```
+/// use cachemacro_runtime::cached;
+/// # #[derive(Debug)] struct DbError;
+/// # struct Db;
+/// # #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)] struct Collection(u64);
+///
 /// #[cached(key = "user-collections:<user_id>", ttl = "1h")]
-/// async fn user_collections(db: &Db, user_id: u64) -> Result<Vec<Collection>, DbError> { … }
+/// async fn user_collections(db: &Db, user_id: u64) -> Result<Vec<Collection>, DbError> {
+///     Ok(vec![Collection(user_id)]) // … SELECT …
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # assert_eq!(user_collections(&Db, 7).await.unwrap(), vec![Collection(7)]);
+/// # assert_eq!(user_collections(&Db, 7).await.unwrap(), vec![Collection(7)]);
+/// # assert_eq!(cachemacro_runtime::default_cache().stats().hits, 1);
+/// # }
 /// ```
 ///
 /// # Arguments
@@ -26,7 +38,7 @@ use syn::parse_macro_input;
 /// | `key = "…"` | the key template (required); see *Key templates* |
 /// | `ttl = 300` / `ttl = "5m"` | how long an entry lives (required): seconds, or a duration such as `"30s"`, `"1h30m"`, `"500ms"` |
 /// | `none_ttl = …` | for `Option<T>`: also cache `None`, for this long (negative caching) |
-/// | `cache = <expr>` | the [`Cache`] to use: any expression in the function's scope giving a `Cache`, `&Cache` or `Arc<Cache>` (`self.cache`, a parameter, a static); without it the process default |
+/// | `cache = <expr>` | the [`Cache`] to use: any expression in the function's scope giving a `Cache` or something that dereferences to one (`&Cache`, `Arc<Cache>`, a `LazyLock<Cache>` static; `self.cache`, a parameter); without it the process default |
 /// | `codec = Path` | a [`Codec`] type instead of bincode |
 /// | `crate = "path"` | where `cachemacro_runtime` is, if renamed or re-exported |
 ///
@@ -57,23 +69,31 @@ use syn::parse_macro_input;
 /// [`KeyPart`]: ../cachemacro_runtime/trait.KeyPart.html
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = parse_macro_input!(args as args::CachedArgs);
-    let item2 = proc_macro2::TokenStream::from(item.clone());
-    let func = parse_macro_input!(item as syn::ItemFn);
-    match model::CachedFn::from_syn(&args, &func) {
-        Ok(model) => expand::cached(&model).into(),
-        Err(e) => expand::fallback(item2, e).into(),
-    }
+    expand_cached(args.into(), item.into()).into()
 }
 
 /// Deletes cache entries after an `async fn` succeeds.
 ///
-/// ```ignore
+/// ```
+/// use cachemacro_runtime::invalidates;
+/// # #[derive(Debug)] struct DbError;
+/// # struct Db;
+/// # struct Set { id: u64, user_id: u64 }
+///
 /// #[invalidates("user-collections:<user_id>")]
-/// async fn add_image_to_collection(db: &Db, user_id: u64, image_id: u64) -> Result<(), DbError> { … }
+/// async fn add_image_to_collection(db: &Db, user_id: u64, image_id: u64) -> Result<(), DbError> {
+///     Ok(()) // … INSERT …
+/// }
 ///
 /// #[invalidates("sets:user:<set.user_id>:*", "set:<set.id>")]
-/// async fn delete_set(db: &Db, set: &Set) -> Result<(), DbError> { … }
+/// async fn delete_set(db: &Db, set: &Set) -> Result<(), DbError> {
+///     Ok(()) // … DELETE …
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # add_image_to_collection(&Db, 1, 2).await.unwrap();
+/// # delete_set(&Db, &Set { id: 3, user_id: 1 }).await.unwrap();
+/// # assert_eq!(cachemacro_runtime::default_cache().stats().invalidations, 3);
+/// # }
 /// ```
 ///
 /// Each argument is a key template as in [`cached`]; one ending in `*`
@@ -86,11 +106,180 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `Stats::invalidation_errors`; it never changes the function's result.
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = parse_macro_input!(args as args::InvalidatesArgs);
-    let item2 = proc_macro2::TokenStream::from(item.clone());
-    let func = parse_macro_input!(item as syn::ItemFn);
+    expand_invalidates(args.into(), item.into()).into()
+}
+
+/// `#[cached]` on `proc_macro2` tokens: never panics; on any error, the
+/// function as written plus every error found.
+fn expand_cached(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let (args, func) = match parse::<args::CachedArgs>(args, item.clone(), "cached") {
+        Ok(parsed) => parsed,
+        Err(e) => return expand::fallback(item, e),
+    };
+    match model::CachedFn::from_syn(&args, &func) {
+        Ok(model) => expand::cached(&model),
+        Err(e) => expand::fallback(item, e),
+    }
+}
+
+/// `#[invalidates]` on `proc_macro2` tokens, as [`expand_cached`].
+fn expand_invalidates(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    let (args, func) = match parse::<args::InvalidatesArgs>(args, item.clone(), "invalidates") {
+        Ok(parsed) => parsed,
+        Err(e) => return expand::fallback(item, e),
+    };
     match model::InvalidatingFn::from_syn(&args, &func) {
-        Ok(model) => expand::invalidates(&model).into(),
-        Err(e) => expand::fallback(item2, e).into(),
+        Ok(model) => expand::invalidates(&model),
+        Err(e) => expand::fallback(item, e),
+    }
+}
+
+/// Parses the attribute's arguments and the function it is on. Argument
+/// errors travel inside `A`; the only failure here is an item that is not
+/// a function with a body.
+fn parse<A: syn::parse::Parse>(
+    args: TokenStream2,
+    item: TokenStream2,
+    attr: &str,
+) -> syn::Result<(A, syn::ItemFn)> {
+    let args = syn::parse2::<A>(args)?;
+    let func = syn::parse2::<syn::ItemFn>(item).map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`#[{attr}]` can only be used on an `async fn` with a body ({e})"),
+        )
+    })?;
+    Ok((args, func))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The macros must never panic, whatever they are given: every input
+    //! below expands to code or to `compile_error!`s.
+
+    use std::str::FromStr;
+
+    use super::*;
+
+    const ITEMS: &[&str] = &[
+        "async fn f(user_id: u64, set: &Set, pair: (u8, u8)) -> Result<Vec<u8>, E> { Ok(vec![]) }",
+        "fn f(&self, q: String) -> Option<impl Trait> {}",
+        "async fn f<'a, T: KeyPart>(self: Arc<Self>, _: u8, (a, b): (u8, u8), t: &'a T) -> T where T: Clone { t.clone() }",
+        "async fn f() -> impl Fn() -> Result<impl X, E> {}",
+        "async fn r#type(r#type: u8) {}",
+        "struct S;",
+        "async fn f();",
+        "",
+    ];
+
+    const TEMPLATE_PARTS: &[&str] = &[
+        "<",
+        ">",
+        "*",
+        ".",
+        ":",
+        "hash",
+        "sha",
+        "user_id",
+        "set",
+        "self",
+        "pair",
+        "0",
+        "00",
+        "99999999999",
+        "\u{345}",
+        "é",
+        " ",
+        "{",
+        "}",
+        "_",
+        "type",
+        "r#x",
+        "\\",
+        "\0",
+        "<set.",
+        "<self.",
+        "<pair.",
+        "<user_id",
+        ":hash>",
+        "owner.id>",
+    ];
+
+    const ARG_PARTS: &[&str] = &[
+        "key = ",
+        "ttl = ",
+        "none_ttl = ",
+        "cache = ",
+        "codec = ",
+        "crate = ",
+        "\"5m\"",
+        "0",
+        "1.5",
+        "true",
+        ",",
+        "=",
+        "self.cache",
+        "\"::x\"",
+        "\"\"",
+        "-1",
+        "18446744073709551616",
+        "\"1ns\"",
+        "\"999999999999y\"",
+        "\"0.5ms\"",
+        "key",
+        "crate",
+        "\"a:<user_id>\"",
+        "Bincode",
+        "(a, b)",
+        "'x'",
+        "b\"k\"",
+        "r\"raw\"",
+        "#",
+        "\"not a path\"",
+    ];
+
+    fn expand_all(args: &str, item: &str) {
+        let (Ok(args), Ok(item)) = (TokenStream2::from_str(args), TokenStream2::from_str(item))
+        else {
+            return;
+        };
+        let _ = expand_cached(args.clone(), item.clone());
+        let _ = expand_invalidates(args, item);
+    }
+
+    #[test]
+    fn templates_never_panic() {
+        let mut templates = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = templates
+                .iter()
+                .flat_map(|t| TEMPLATE_PARTS.iter().map(move |p| format!("{t}{p}")))
+                .collect();
+            templates.extend(longer);
+        }
+        templates.sort();
+        templates.dedup();
+        for template in &templates {
+            let lit = format!("{template:?}");
+            expand_all(&format!("key = {lit}, ttl = 1"), ITEMS[0]);
+        }
+        for template in templates.iter().filter(|t| t.chars().count() < 3) {
+            let lit = format!("{template:?}");
+            for item in &ITEMS[1..] {
+                expand_all(&format!("key = {lit}, ttl = 1"), item);
+            }
+        }
+    }
+
+    #[test]
+    fn arguments_never_panic() {
+        for a in ARG_PARTS {
+            for b in ARG_PARTS {
+                for c in ARG_PARTS {
+                    expand_all(&format!("{a}{b}{c}"), ITEMS[0]);
+                    expand_all(&format!("{a}{b}{c}, ttl = 5, key = \"k\""), ITEMS[1]);
+                }
+            }
+        }
     }
 }

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{
-    Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, Path, PathArguments, ReturnType, Type,
+    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type,
 };
 
-use crate::args::{CachedArgs, Errors, InvalidatesArgs};
-use crate::template::{self, Kind, Template};
+use crate::args::{CachedArgs, Errors, InvalidatesArgs, closest};
+use crate::template::{self, Kind, Placeholder, Template};
 
 /// How the function's value decides what is cached (or whether to invalidate).
 pub enum Returns<'a> {
@@ -24,36 +24,42 @@ pub enum Returns<'a> {
 }
 
 /// A named parameter a placeholder may refer to.
+#[derive(Clone, Copy)]
 pub struct Param<'a> {
     pub ident: &'a Ident,
     pub ty: &'a Type,
 }
 
 /// `self` or a named parameter: what a placeholder's root resolved to.
+#[derive(Clone, Copy)]
 pub enum Root<'a> {
-    SelfValue(Span),
-    Param(&'a Param<'a>),
+    SelfValue,
+    Param(Param<'a>),
+}
+
+/// A checked template with the root of each placeholder, in order.
+pub struct Key<'a> {
+    pub template: Template,
+    pub roots: Vec<Root<'a>>,
 }
 
 pub struct CachedFn<'a> {
     pub func: &'a ItemFn,
-    pub key: Template,
+    pub key: Key<'a>,
     pub ttl: Duration,
     pub none_ttl: Option<Duration>,
     pub cache: Option<&'a Expr>,
     pub codec: Option<&'a Path>,
     pub krate: Path,
     pub returns: Returns<'a>,
-    pub params: Vec<Param<'a>>,
 }
 
 pub struct InvalidatingFn<'a> {
     pub func: &'a ItemFn,
-    pub patterns: Vec<Template>,
+    pub patterns: Vec<Key<'a>>,
     pub cache: Option<&'a Expr>,
     pub krate: Path,
     pub returns: Returns<'a>,
-    pub params: Vec<Param<'a>>,
 }
 
 fn default_crate() -> Path {
@@ -93,15 +99,24 @@ fn last_segment_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
     }
 }
 
+/// The first `impl` keyword anywhere in `tokens` (`impl Trait`, nested or not).
+fn find_impl(tokens: proc_macro2::TokenStream) -> Option<Span> {
+    tokens.into_iter().find_map(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) if i == "impl" => Some(i.span()),
+        proc_macro2::TokenTree::Group(g) => find_impl(g.stream()),
+        _ => None,
+    })
+}
+
 fn returns(func: &ItemFn) -> syn::Result<Returns<'_>> {
     let ty = match &func.sig.output {
         ReturnType::Default => return Ok(Returns::Plain(None)),
         ReturnType::Type(_, ty) => &**ty,
     };
-    if let Type::ImplTrait(_) = ty {
+    if let Some(span) = find_impl(ty.to_token_stream()) {
         return Err(syn::Error::new(
-            ty.span(),
-            "cannot cache an `impl Trait` value: name a concrete type that implements `Serialize` and `Deserialize`",
+            span,
+            "`#[cached]` cannot store an `impl Trait` value: name a concrete type that implements `Serialize` and `Deserialize`",
         ));
     }
     if let Some(ok) = last_segment_arg(ty, "Result") {
@@ -117,45 +132,45 @@ fn require_async(func: &ItemFn, attr: &str, errors: &mut Errors) {
     if func.sig.asyncness.is_none() {
         errors.push_at(
             func.sig.fn_token.span,
-            format!("`#[{attr}]` can only be used on an `async fn`; add `async` here"),
+            format!("`#[{attr}]` can only be used on an `async fn`; add `async` before `fn`"),
         );
     }
 }
 
 /// Resolves a placeholder's root to a parameter or `self`, or explains why not.
-pub fn resolve<'a>(
-    root: &str,
+fn resolve<'a>(
+    placeholder: &Placeholder,
     template: &Template,
     func: &ItemFn,
-    params: &'a [Param<'a>],
+    params: &[Param<'a>],
 ) -> syn::Result<Root<'a>> {
+    let root = placeholder.root.as_str();
     if root == "self" {
         return match func.sig.receiver() {
-            Some(r) => Ok(Root::SelfValue(r.self_token.span)),
+            Some(_) => Ok(Root::SelfValue),
             None => Err(syn::Error::new(
                 template.lit.span(),
-                "`<self…>` needs a method with a `self` receiver; this function has none",
+                format!(
+                    "`{}` needs a method with a `self` receiver; `{}` has none",
+                    placeholder.text, func.sig.ident
+                ),
             )),
         };
     }
     if let Some(p) = params.iter().find(|p| p.ident == root) {
-        return Ok(Root::Param(p));
+        return Ok(Root::Param(*p));
     }
     let mut names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
     if func.sig.receiver().is_some() {
         names.push("self".into());
     }
-    let best = names
-        .iter()
-        .map(|n| (strsim::jaro_winkler(root, n), n))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let best = closest(root, names.iter().map(String::as_str));
     let mut msg = format!(
         "unknown placeholder `<{root}>`: `{root}` is not a parameter of `{}`",
         func.sig.ident
     );
     match best {
-        Some((_, name)) => msg.push_str(&format!("; did you mean `<{name}>`?")),
+        Some(name) => msg.push_str(&format!("; did you mean `<{name}>`?")),
         None if names.is_empty() => msg.push_str(" (it has no named parameters)"),
         None => msg.push_str(&format!(
             "; its parameters are {}",
@@ -169,41 +184,61 @@ pub fn resolve<'a>(
     Err(syn::Error::new(template.lit.span(), msg))
 }
 
-fn check_placeholders(
-    template: &Template,
+/// Parses `lit` as a template of `kind` and resolves its placeholders;
+/// `None` when anything is wrong (the errors are in `errors`).
+fn check_template<'a>(
+    lit: &LitStr,
+    kind: Kind,
     func: &ItemFn,
-    params: &[Param<'_>],
+    params: &[Param<'a>],
     errors: &mut Errors,
-) {
-    for p in template.placeholders() {
-        if let Err(e) = resolve(&p.root, template, func, params) {
+) -> Option<Key<'a>> {
+    let template = match template::parse(lit, kind) {
+        Ok(t) => t,
+        Err(e) => {
             errors.push(e);
+            return None;
+        }
+    };
+    let mut roots = Vec::new();
+    let mut ok = true;
+    for p in template.placeholders() {
+        match resolve(p, &template, func, params) {
+            Ok(root) => roots.push(root),
+            Err(e) => {
+                errors.push(e);
+                ok = false;
+            }
         }
     }
+    ok.then_some(Key { template, roots })
+}
+
+/// For the impossible case of no error and no value: an error, not a panic.
+fn internal() -> syn::Error {
+    syn::Error::new(
+        Span::call_site(),
+        "internal error in cachemacro: an argument was checked but not kept; please report this",
+    )
 }
 
 impl<'a> CachedFn<'a> {
     pub fn from_syn(args: &'a CachedArgs, func: &'a ItemFn) -> syn::Result<Self> {
-        let mut errors = Errors::default();
+        let mut errors = Errors::from(args.errors.clone());
+        // A misspelt or malformed argument explains a "missing" one already.
+        let args_ok = errors.is_empty();
         require_async(func, "cached", &mut errors);
         let params = params(func);
         let key = match &args.key {
             None => {
-                errors.push_at(Span::call_site(), "missing `key = \"…\"`: name the cache entry, as in `#[cached(key = \"user:<user_id>\", ttl = \"5m\")]`");
+                if args_ok {
+                    errors.push_at(Span::call_site(), "missing `key = \"…\"`: name the cache entry, as in `#[cached(key = \"user:<user_id>\", ttl = \"5m\")]`");
+                }
                 None
             }
-            Some(lit) => match template::parse(lit, Kind::Key) {
-                Ok(t) => {
-                    check_placeholders(&t, func, &params, &mut errors);
-                    Some(t)
-                }
-                Err(e) => {
-                    errors.push(e);
-                    None
-                }
-            },
+            Some(lit) => check_template(lit, Kind::Key, func, &params, &mut errors),
         };
-        if args.ttl.is_none() {
+        if args.ttl.is_none() && args_ok {
             errors.push_at(Span::call_site(), "missing `ttl`: say how long entries live, as in `ttl = 300` (seconds) or `ttl = \"5m\"`");
         }
         let returns = match returns(func) {
@@ -219,47 +254,49 @@ impl<'a> CachedFn<'a> {
             }
         }
         errors.finish()?;
+        let (Some(key), Some(ttl), Some(returns)) = (key, &args.ttl, returns) else {
+            return Err(internal());
+        };
         Ok(CachedFn {
             func,
-            key: key.expect("checked"),
-            ttl: args.ttl.as_ref().expect("checked").duration,
+            key,
+            ttl: ttl.duration,
             none_ttl: args.none_ttl.as_ref().map(|(t, _)| t.duration),
             cache: args.cache.as_ref(),
             codec: args.codec.as_ref(),
             krate: args.krate.clone().unwrap_or_else(default_crate),
-            returns: returns.expect("checked"),
-            params,
+            returns,
         })
     }
 }
 
 impl<'a> InvalidatingFn<'a> {
     pub fn from_syn(args: &'a InvalidatesArgs, func: &'a ItemFn) -> syn::Result<Self> {
-        let mut errors = Errors::default();
+        let mut errors = Errors::from(args.errors.clone());
+        let args_ok = errors.is_empty();
         require_async(func, "invalidates", &mut errors);
         let params = params(func);
-        if args.patterns.is_empty() {
+        if args.patterns.is_empty() && args_ok {
             errors.push_at(Span::call_site(), "`#[invalidates]` needs at least one key pattern, as in `#[invalidates(\"user:<user_id>\")]`");
         }
-        let mut patterns = Vec::new();
-        for lit in &args.patterns {
-            match template::parse(lit, Kind::Pattern) {
-                Ok(t) => {
-                    check_placeholders(&t, func, &params, &mut errors);
-                    patterns.push(t);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        let patterns: Vec<Key<'a>> = args
+            .patterns
+            .iter()
+            .filter_map(|lit| check_template(lit, Kind::Pattern, func, &params, &mut errors))
+            .collect();
+        // Only `Result` matters here (invalidate on `Ok`); any other type,
+        // `impl Trait` included, invalidates after every call.
         let returns = returns(func).unwrap_or(Returns::Plain(None));
         errors.finish()?;
+        if patterns.len() != args.patterns.len() {
+            return Err(internal());
+        }
         Ok(InvalidatingFn {
             func,
             patterns,
             cache: args.cache.as_ref(),
             krate: args.krate.clone().unwrap_or_else(default_crate),
             returns,
-            params,
         })
     }
 }

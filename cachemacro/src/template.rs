@@ -18,8 +18,12 @@ pub enum Segment {
 /// `<root.field.sub>` or `<root:hash>`.
 pub struct Placeholder {
     pub root: String,
-    pub fields: Vec<String>,
+    /// Field names and tuple indices, checked so that expansion can always
+    /// build them (`r#type` for a keyword).
+    pub fields: Vec<syn::Member>,
     pub hash: bool,
+    /// The placeholder as written, for messages: `<set.user_id>`.
+    pub text: String,
 }
 
 pub struct Template {
@@ -54,14 +58,44 @@ impl Template {
     }
 }
 
+/// Looks like an identifier; the lexer has the last word (see [`field`]).
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic())
         && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
-fn is_field(s: &str) -> bool {
-    is_ident(s) || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+/// `s` with every character outside printable ASCII escaped, so that a
+/// stray combining mark or control character shows in a message.
+fn visible(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ' '..='~' => c.to_string(),
+            _ => c.escape_unicode().to_string(),
+        })
+        .collect()
+}
+
+/// A field name (`user_id`, `type` as `r#type`) or tuple index (`0`).
+fn field(s: &str) -> Option<syn::Member> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.len() > 1 && s.starts_with('0') {
+            return None;
+        }
+        let index = s.parse::<u32>().ok()?;
+        return Some(syn::Member::Unnamed(syn::Index::from(index as usize)));
+    }
+    if !is_ident(s) || s == "_" {
+        return None;
+    }
+    // `is_alphabetic` admits characters identifiers do not (combining
+    // marks), and keywords need `r#`: let the lexer decide, never panic.
+    if let Ok(ident) = syn::parse_str::<syn::Ident>(s) {
+        return Some(syn::Member::Named(ident));
+    }
+    syn::parse_str::<syn::Ident>(&format!("r#{s}"))
+        .ok()
+        .map(syn::Member::Named)
 }
 
 fn parse_placeholder(text: &str, lit: &LitStr) -> syn::Result<Placeholder> {
@@ -91,14 +125,29 @@ fn parse_placeholder(text: &str, lit: &LitStr) -> syn::Result<Placeholder> {
             "`<{text}>` is not a placeholder: expected a parameter name such as `<user_id>` or `<set.id>`"
         )));
     }
-    let fields: Vec<String> = parts.map(str::to_owned).collect();
-    if let Some(bad) = fields.iter().find(|f| !is_field(f)) {
-        return Err(err(format!("`<{text}>`: `{bad}` is not a field name")));
+    let mut fields = Vec::new();
+    for part in parts {
+        match field(part) {
+            Some(member) => fields.push(member),
+            None if part.is_empty() => {
+                return Err(err(format!(
+                    "`<{text}>`: empty field name; write `<name.field>`, as in `<set.id>`"
+                )));
+            }
+            None => {
+                return Err(err(format!(
+                    "`<{}>`: `{}` is not a field name or tuple index",
+                    visible(text),
+                    visible(part)
+                )));
+            }
+        }
     }
     Ok(Placeholder {
         root: root.to_owned(),
         fields,
         hash,
+        text: format!("<{text}>"),
     })
 }
 
