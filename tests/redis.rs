@@ -254,7 +254,8 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
         .unwrap();
     assert_eq!(user_collections(&cache, 42).await, favourites(42));
     // A huge claimed length after a valid header.
-    let mut huge = good[..12].to_vec();
+    // The 13-byte header of an entry without tags, then a huge claimed length.
+    let mut huge = good[..13].to_vec();
     huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     let _: () = redis::cmd("SET")
         .arg(&key)

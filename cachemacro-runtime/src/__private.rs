@@ -3,23 +3,39 @@
 //!
 //! ## Behavior
 //!
+//! * **Reads** are one round trip (a Lua script on Redis): the entry is a hit
+//!   only if every tag it recorded still has the version it recorded. On a
+//!   miss the same round trip reads the current tag versions and reserves
+//!   the key with a *fill lease*.
+//! * **Race-free fills.** The loaded value is stored only if the key still
+//!   holds this caller's lease, checked atomically on the server. Deleting
+//!   the key (an exact invalidation, or a prefix one whose `SCAN` finds the
+//!   lease) drops the fill; invalidating a tag changes its version, so an
+//!   entry recorded with the old one is never served. A reader that loaded
+//!   the old row before a write can therefore never store it after the
+//!   write's invalidation (counted in `fills_dropped`).
 //! * A read failure (backend error, timeout) runs the body and does not try
 //!   to store its value: Redis is likely unreachable, and a second timeout
 //!   would double the caller's wait.
 //! * A key that cannot be built (a `<name:hash>` value that fails to
 //!   serialize) bypasses the cache for that call.
-//! * Invalidations run after the body succeeded (any value of a non-`Result`
-//!   function, `Ok` of a `Result`), all exact keys in one `UNLINK`, then each
-//!   prefix. A failure is logged at warn with the key or prefix and counted;
-//!   it never changes the value returned.
+//! * **Invalidations** run after the body succeeded (any value of a
+//!   non-`Result` function, `Ok` of a `Result`), and before it too with
+//!   `before = true`: all exact keys and tags in one `UNLINK`, then each
+//!   prefix. A failure is logged at warn with the key or prefix, counted, and
+//!   queued for replay (see `replay.rs`); it never changes the value returned.
 
 use std::time::Duration;
 
 pub use crate::Cache;
-use crate::Error;
-use crate::codec::encode_entry;
 pub use crate::codec::{Bincode, Cacheable, Codec};
 pub use crate::key::{KeyBuilder, Pattern};
+pub use crate::registry::Registration;
+pub use inventory;
+
+use crate::Error;
+use crate::backend::{Lease, MissKind, Read, ReadRequest, new_lease};
+use crate::codec::{Decoded, TagVersion, decode_entry, encode_entry};
 use crate::stats::Recorder;
 
 /// One `#[cached]` function, as static data.
@@ -30,6 +46,8 @@ pub struct Site {
     pub line: u32,
     pub ttl: Duration,
     pub none_ttl: Option<Duration>,
+    /// Tag templates, as written.
+    pub tags: &'static [&'static str],
 }
 
 /// One `#[invalidates]` function, as static data.
@@ -37,6 +55,12 @@ pub struct InvalidationSite {
     pub function: &'static str,
     pub file: &'static str,
     pub line: u32,
+    /// Key patterns, as written (a trailing `*` clears a prefix).
+    pub patterns: &'static [&'static str],
+    /// Tag templates, as written.
+    pub tags: &'static [&'static str],
+    /// Also invalidate before the body runs.
+    pub before: bool,
 }
 
 /// The default cache, as an owned handle (one `Arc` clone).
@@ -49,11 +73,75 @@ pub const fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// A call's key and tags, as built from its arguments.
+pub struct Request {
+    key: String,
+    tags: Vec<String>,
+}
+
+/// Joins a key and its tags; the first one that could not be built wins.
+pub fn request(
+    key: Result<String, Error>,
+    tags: Vec<Result<String, Error>>,
+) -> Result<Request, Error> {
+    Ok(Request {
+        key: key?,
+        tags: tags.into_iter().collect::<Result<_, _>>()?,
+    })
+}
+
+/// What a miss may store, and under which lease and tag versions.
+struct Fill {
+    key: String,
+    lease: Option<LeaseGuard>,
+    tags: Vec<(String, TagVersion)>,
+}
+
+impl Fill {
+    /// Gives the key back when nothing will be stored (an `Err`, an
+    /// uncached `None`), so the next caller can fill it at once.
+    async fn give_back(mut self) {
+        if let Some(mut guard) = self.lease.take() {
+            guard.armed = false;
+            let _ = guard.cache.0.backend.release(&self.key, &guard.lease).await;
+        }
+    }
+}
+
+/// Holds a fill lease; if the body panics or the call is cancelled, gives
+/// the lease back in the background instead of leaving the key reserved
+/// for the whole lease time.
+struct LeaseGuard {
+    cache: Cache,
+    key: String,
+    lease: Lease,
+    armed: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key, lease) = (
+                self.cache.clone(),
+                std::mem::take(&mut self.key),
+                self.lease,
+            );
+            runtime.spawn(async move {
+                let _ = cache.0.backend.release(&key, &lease).await;
+            });
+        }
+    }
+}
+
 enum Lookup<T> {
     Hit(T),
-    /// Absent or undecodable: load and store.
-    Miss(String),
-    /// The backend failed or the key could not be built: load, don't store.
+    /// Absent, stale or undecodable: load, then store if leased.
+    Miss(Fill),
+    /// The backend failed, the key could not be built, or invalidations are
+    /// pending: load, don't store.
     Bypass,
 }
 
@@ -61,22 +149,74 @@ async fn lookup<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
     site: &'static Site,
-    key: Result<String, Error>,
+    request: Result<Request, Error>,
 ) -> Lookup<T> {
-    let key = match key {
-        Ok(key) => key,
+    let request = match request {
+        Ok(request) => request,
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("key building", site.template, "", &e);
             return Lookup::Bypass;
         }
     };
-    match cache.backend_get(rec, &cache.full_key(&key)).await {
-        Ok(raw) => match cache.decode_or_miss::<C, T>(rec, raw, &key) {
-            Some(value) => Lookup::Hit(value),
-            None => Lookup::Miss(key),
-        },
+    if !cache.ready().await {
+        rec.add(|c| &c.bypassed, 1);
+        return Lookup::Bypass;
+    }
+    let key = cache.full_key(&request.key).into_owned();
+    let tags: Vec<String> = request.tags.iter().map(|t| cache.tag_key(t)).collect();
+    let lease = new_lease();
+    let mut read = ReadRequest {
+        tags: &tags,
+        lease: &lease,
+        lease_ttl: cache.0.lease_ttl,
+        tag_ttl: site.ttl.max(site.none_ttl.unwrap_or_default()),
+        force_miss: false,
+    };
+    let mut outcome = cache.0.backend.read(&key, &read).await;
+    if let Ok(Read::Hit(bytes)) = &outcome {
+        match decode_entry::<C, T>(bytes) {
+            Decoded::Value(value) => {
+                rec.add(|c| &c.hits, 1);
+                return Lookup::Hit(value);
+            }
+            Decoded::Mismatch(why) => {
+                rec.add(|c| &c.decode_errors, 1);
+                tracing::debug!(key, reason = ?why, "cached bytes do not decode as {}; treating as a miss", std::any::type_name::<T>());
+                // Rare: a second round trip to reserve the key over the bad bytes.
+                read.force_miss = true;
+                outcome = cache.0.backend.read(&key, &read).await;
+            }
+        }
+    }
+    match outcome {
+        Ok(Read::Miss {
+            kind,
+            leased,
+            versions,
+        }) => {
+            rec.add(|c| &c.misses, 1);
+            if kind == MissKind::Unreadable && !read.force_miss {
+                rec.add(|c| &c.decode_errors, 1);
+            }
+            let lease = leased.then(|| LeaseGuard {
+                cache: cache.clone(),
+                key: key.clone(),
+                lease,
+                armed: true,
+            });
+            Lookup::Miss(Fill {
+                key,
+                lease,
+                tags: tags.into_iter().zip(versions).collect(),
+            })
+        }
+        Ok(Read::Hit(_)) => {
+            rec.add(|c| &c.misses, 1);
+            Lookup::Bypass
+        }
         Err(e) => {
+            rec.add(|c| &c.errors, 1);
             cache.log_failure("read", site.template, &key, &e);
             Lookup::Bypass
         }
@@ -87,23 +227,50 @@ async fn store<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
     site: &'static Site,
-    key: &str,
+    mut fill: Fill,
     value: &T,
     ttl: Duration,
 ) {
-    let stored = match encode_entry::<C, T>(value) {
-        Ok(bytes) => {
-            cache
-                .backend_set(rec, &cache.full_key(key), bytes, ttl)
-                .await
+    // Without the lease another caller is filling this key.
+    if fill.lease.is_none() {
+        return;
+    }
+    let bytes = match encode_entry::<C, T>(value, &fill.tags) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            rec.add(|c| &c.errors, 1);
+            cache.log_failure("write", site.template, &fill.key, &e);
+            fill.give_back().await;
+            return;
+        }
+    };
+    let Some(mut guard) = fill.lease.take() else {
+        return;
+    };
+    // Stored or not, the fill script settles the lease.
+    guard.armed = false;
+    let tag_keys: Vec<String> = std::mem::take(&mut fill.tags)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    match cache
+        .0
+        .backend
+        .fill(&fill.key, &guard.lease, &tag_keys, bytes, ttl)
+        .await
+    {
+        Ok(true) => rec.add(|c| &c.stores, 1),
+        Ok(false) => {
+            rec.add(|c| &c.fills_dropped, 1);
+            tracing::debug!(
+                key = fill.key,
+                "an invalidation came while this value loaded; not storing it"
+            );
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
-            Err(e)
+            cache.log_failure("write", site.template, &fill.key, &e);
         }
-    };
-    if let Err(e) = stored {
-        cache.log_failure("write", site.template, key, &e);
     }
 }
 
@@ -115,16 +282,16 @@ fn count_load(rec: &Recorder<'_>) {
 pub async fn cached<C: Codec, T: Cacheable, F: Future<Output = T>>(
     cache: Cache,
     site: &'static Site,
-    key: Result<String, Error>,
+    request: Result<Request, Error>,
     body: F,
 ) -> T {
     let rec = cache.recorder(Some(site.template));
-    match lookup::<C, T>(&cache, &rec, site, key).await {
+    match lookup::<C, T>(&cache, &rec, site, request).await {
         Lookup::Hit(value) => value,
-        Lookup::Miss(key) => {
+        Lookup::Miss(fill) => {
             let value = body.await;
             count_load(&rec);
-            store::<C, T>(&cache, &rec, site, &key, &value, site.ttl).await;
+            store::<C, T>(&cache, &rec, site, fill, &value, site.ttl).await;
             value
         }
         Lookup::Bypass => {
@@ -138,17 +305,18 @@ pub async fn cached<C: Codec, T: Cacheable, F: Future<Output = T>>(
 pub async fn cached_result<C: Codec, T: Cacheable, E, F: Future<Output = Result<T, E>>>(
     cache: Cache,
     site: &'static Site,
-    key: Result<String, Error>,
+    request: Result<Request, Error>,
     body: F,
 ) -> Result<T, E> {
     let rec = cache.recorder(Some(site.template));
-    match lookup::<C, T>(&cache, &rec, site, key).await {
+    match lookup::<C, T>(&cache, &rec, site, request).await {
         Lookup::Hit(value) => Ok(value),
-        Lookup::Miss(key) => {
+        Lookup::Miss(fill) => {
             let result = body.await;
             count_load(&rec);
-            if let Ok(value) = &result {
-                store::<C, T>(&cache, &rec, site, &key, value, site.ttl).await;
+            match &result {
+                Ok(value) => store::<C, T>(&cache, &rec, site, fill, value, site.ttl).await,
+                Err(_) => fill.give_back().await,
             }
             result
         }
@@ -164,13 +332,13 @@ pub async fn cached_result<C: Codec, T: Cacheable, E, F: Future<Output = Result<
 pub async fn cached_option<C: Codec, T: Cacheable, F: Future<Output = Option<T>>>(
     cache: Cache,
     site: &'static Site,
-    key: Result<String, Error>,
+    request: Result<Request, Error>,
     body: F,
 ) -> Option<T> {
     let rec = cache.recorder(Some(site.template));
-    match lookup::<C, Option<T>>(&cache, &rec, site, key).await {
+    match lookup::<C, Option<T>>(&cache, &rec, site, request).await {
         Lookup::Hit(value) => value,
-        Lookup::Miss(key) => {
+        Lookup::Miss(fill) => {
             let value = body.await;
             count_load(&rec);
             let ttl = if value.is_some() {
@@ -178,8 +346,9 @@ pub async fn cached_option<C: Codec, T: Cacheable, F: Future<Output = Option<T>>
             } else {
                 site.none_ttl
             };
-            if let Some(ttl) = ttl {
-                store::<C, Option<T>>(&cache, &rec, site, &key, &value, ttl).await;
+            match ttl {
+                Some(ttl) => store::<C, Option<T>>(&cache, &rec, site, fill, &value, ttl).await,
+                None => fill.give_back().await,
             }
             value
         }
@@ -190,7 +359,7 @@ pub async fn cached_option<C: Codec, T: Cacheable, F: Future<Output = Option<T>>
     }
 }
 
-/// One pattern of an `#[invalidates]`: its template, and what it built.
+/// One pattern or tag of an `#[invalidates]`: its template, and what it built.
 pub type Planned = (&'static str, (Pattern, Option<Error>));
 
 /// `#[invalidates]` on a function not returning `Result`: always invalidates.
@@ -200,8 +369,11 @@ pub async fn invalidating<T, F: Future<Output = T>>(
     plan: Vec<Planned>,
     body: F,
 ) -> T {
+    if site.before {
+        run_invalidations(&cache, site, &plan).await;
+    }
     let value = body.await;
-    run_invalidations(&cache, site, plan).await;
+    run_invalidations(&cache, site, &plan).await;
     value
 }
 
@@ -212,50 +384,52 @@ pub async fn invalidating_result<T, E, F: Future<Output = Result<T, E>>>(
     plan: Vec<Planned>,
     body: F,
 ) -> Result<T, E> {
+    if site.before {
+        run_invalidations(&cache, site, &plan).await;
+    }
     let result = body.await;
     if result.is_ok() {
-        run_invalidations(&cache, site, plan).await;
+        run_invalidations(&cache, site, &plan).await;
     }
     result
 }
 
-async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan: Vec<Planned>) {
-    let mut exact: Vec<(&'static str, String)> = Vec::new();
-    let mut prefixes: Vec<(&'static str, String)> = Vec::new();
+async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan: &[Planned]) {
+    let mut targets = Vec::with_capacity(plan.len());
     for (template, (pattern, widened)) in plan {
         if let Some(e) = widened {
             tracing::warn!(function = site.function, template, error = %e,
                 "an invalidation key could not be built; clearing everything under its literal prefix instead");
         }
-        match pattern {
-            Pattern::Exact(key) => exact.push((template, key)),
-            Pattern::Prefix(prefix) => prefixes.push((template, prefix)),
-        }
+        targets.push((*template, cache.target(pattern)));
     }
-    if !exact.is_empty() {
-        let keys: Vec<String> = exact.iter().map(|(_, k)| k.clone()).collect();
-        let result = cache.backend_delete(&keys).await;
-        for (template, key) in &exact {
-            cache
-                .recorder(Some(template))
-                .record_invalidation(result.is_ok());
-            if let Err(e) = &result {
-                warn_lost(cache, site, template, key, e);
+    let full: Vec<Pattern> = targets.iter().map(|(_, t)| t.clone()).collect();
+    match cache.delete_targets(&full).await {
+        Ok(_) => {
+            for (template, _) in &targets {
+                cache.recorder(Some(template)).record_invalidation(true);
             }
         }
-    }
-    for (template, prefix) in &prefixes {
-        if let Err(e) = cache
-            .invalidate(Some(template), &Pattern::Prefix(prefix.clone()))
-            .await
-        {
-            warn_lost(cache, site, template, &format!("{prefix}*"), &e);
+        Err((e, failed)) => {
+            for (template, target) in &targets {
+                let lost = failed.contains(target);
+                cache.recorder(Some(template)).record_invalidation(!lost);
+                if lost {
+                    warn_lost(cache, site, template, target, &e);
+                }
+            }
+            cache.enqueue(failed);
         }
     }
 }
 
-/// Never throttled: a failed invalidation means stale data until its TTL.
-fn warn_lost(cache: &Cache, site: &InvalidationSite, template: &str, key: &str, e: &Error) {
+/// Never throttled: a failed invalidation means stale data until it lands.
+fn warn_lost(cache: &Cache, site: &InvalidationSite, template: &str, target: &Pattern, e: &Error) {
+    let key = match target {
+        Pattern::Exact(k) => k.clone(),
+        Pattern::Prefix(p) | Pattern::TagPrefix(p) => format!("{p}*"),
+        Pattern::Tag(t) => t.clone(),
+    };
     tracing::warn!(
         function = site.function,
         file = site.file,
@@ -264,6 +438,6 @@ fn warn_lost(cache: &Cache, site: &InvalidationSite, template: &str, key: &str, 
         key,
         error = %e,
         backend = %cache.describe(),
-        "cache invalidation failed; entries may be stale until their TTL"
+        "cache invalidation failed; queued for replay, and this cache is bypassed until it lands"
     );
 }

@@ -1,21 +1,26 @@
 //! The [`Cache`] handle, its builder and the manual API.
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::backend::Backend;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, redact};
-use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry};
+use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry, parse_entry};
 use crate::key::Pattern;
+use crate::replay::Queue;
 use crate::stats::{Recorder, Stats, StatsRegistry};
 
 const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Where tag versions live, under the namespace.
+const TAG_PREFIX: &str = "__cachemacro:tag:";
 /// While a backend keeps failing, one warning per this interval; the rest go to debug.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 
@@ -44,14 +49,23 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 ///   a miss, is counted in [`Stats::decode_errors`], and is overwritten by
 ///   the next fill.
 #[derive(Clone)]
-pub struct Cache(Arc<Inner>);
+pub struct Cache(pub(crate) Arc<Inner>);
 
-struct Inner {
-    backend: Backend,
-    namespace: String,
+pub(crate) struct Inner {
+    pub(crate) backend: Backend,
+    /// Empty, or the namespace followed by `:`.
+    pub(crate) namespace: String,
     stats: StatsRegistry,
     started: Instant,
     last_warn_ms: AtomicU64,
+    /// How long a fill lease holds a key (see `__private`).
+    pub(crate) lease_ttl: Duration,
+    /// Failed invalidations waiting to be replayed (see `replay`).
+    pub(crate) pending: Mutex<Queue>,
+    pub(crate) has_pending: AtomicBool,
+    pub(crate) replaying: tokio::sync::Mutex<()>,
+    pub(crate) replayer_running: AtomicBool,
+    pub(crate) queue_capacity: usize,
 }
 
 impl std::fmt::Debug for Cache {
@@ -92,6 +106,8 @@ pub struct CacheBuilder {
     op_timeout: Duration,
     connect_timeout: Duration,
     memory_bytes: u64,
+    lease_ttl: Duration,
+    queue_capacity: usize,
 }
 
 impl Default for CacheBuilder {
@@ -102,6 +118,8 @@ impl Default for CacheBuilder {
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             memory_bytes: DEFAULT_MEMORY_BYTES,
+            lease_ttl: DEFAULT_LEASE,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }
     }
 }
@@ -138,6 +156,21 @@ impl CacheBuilder {
     /// evicts (default 64 MiB).
     pub fn memory_capacity(mut self, bytes: u64) -> Self {
         self.memory_bytes = bytes;
+        self
+    }
+
+    /// How long a miss reserves its key for the value it is loading (default
+    /// 10 s). A load that takes longer still returns its value but may not
+    /// store it; a crashed loader blocks fills of that key for this long.
+    pub fn fill_lease(mut self, lease: Duration) -> Self {
+        self.lease_ttl = lease;
+        self
+    }
+
+    /// How many failed invalidations are kept for replay before the whole
+    /// namespace is marked for a flush instead (default 10 000).
+    pub fn invalidation_queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
         self
     }
 
@@ -193,7 +226,11 @@ impl CacheBuilder {
                 });
             }
         };
-        Ok(Cache::from_backend(backend, self.namespace))
+        let mut cache = Cache::from_backend(backend, self.namespace);
+        let inner = Arc::get_mut(&mut cache.0).expect("a new cache has one handle");
+        inner.lease_ttl = self.lease_ttl;
+        inner.queue_capacity = self.queue_capacity;
+        Ok(cache)
     }
 }
 
@@ -269,6 +306,12 @@ impl Cache {
             stats: StatsRegistry::default(),
             started: Instant::now(),
             last_warn_ms: AtomicU64::new(0),
+            lease_ttl: DEFAULT_LEASE,
+            pending: Mutex::new(Queue::default()),
+            has_pending: AtomicBool::new(false),
+            replaying: tokio::sync::Mutex::new(()),
+            replayer_running: AtomicBool::new(false),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
         }))
     }
 
@@ -283,27 +326,27 @@ impl Cache {
     }
 
     /// Reads a value written by [`Cache::set`] or a `#[cached]` function.
-    /// Absent, expired and undecodable entries are `Ok(None)`.
+    /// Absent, expired and undecodable entries are `Ok(None)`, and so is an
+    /// entry one of whose tags was invalidated.
     ///
     /// # Errors
-    /// A backend failure or timeout.
+    /// A backend failure or timeout; [`Error::InvalidationsPending`] while
+    /// failed invalidations wait to be replayed.
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
-        let rec = self.recorder(None);
-        let raw = self.backend_get(&rec, &self.full_key(key)).await?;
-        Ok(self.decode_or_miss::<Bincode, T>(&rec, raw, key))
+        Ok(self.get_many(&[key]).await?.pop().flatten())
     }
 
-    /// Reads several values in one round trip (`MGET`), in the order asked.
+    /// Reads several values in one round trip (`MGET`; a second one only
+    /// to check tags, when entries carry any), in the order asked.
     ///
     /// # Errors
-    /// A backend failure or timeout.
+    /// As [`Cache::get`].
     pub async fn get_many<T: Cacheable>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
+        self.gate().await?;
         let rec = self.recorder(None);
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k).into_owned()).collect();
         let raws = self
-            .0
-            .backend
-            .get_many(&full)
+            .read_checked(&full)
             .await
             .inspect_err(|_| rec.add(|c| &c.errors, 1))?;
         Ok(raws
@@ -311,6 +354,51 @@ impl Cache {
             .zip(keys)
             .map(|(raw, key)| self.decode_or_miss::<Bincode, T>(&rec, raw, key))
             .collect())
+    }
+
+    /// Fetches entries and drops those whose recorded tag versions are no
+    /// longer current.
+    async fn read_checked(&self, full: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let mut raws = self.0.backend.get_many(full).await?;
+        let mut tag_keys: Vec<String> = Vec::new();
+        for raw in raws.iter().flatten() {
+            if let Some(entry) = parse_entry(raw) {
+                for (name, _) in &entry.tags {
+                    tag_keys.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+        if tag_keys.is_empty() {
+            return Ok(raws);
+        }
+        tag_keys.sort();
+        tag_keys.dedup();
+        let versions = self.0.backend.get_many(&tag_keys).await?;
+        let current = |name: &[u8], version: &[u8]| {
+            tag_keys
+                .binary_search_by(|k| k.as_bytes().cmp(name))
+                .is_ok_and(|i| versions[i].as_deref() == Some(version))
+        };
+        for raw in &mut raws {
+            let stale = raw
+                .as_deref()
+                .and_then(parse_entry)
+                .is_some_and(|entry| !entry.tags.iter().all(|(n, v)| current(n, v)));
+            if stale {
+                *raw = None;
+            }
+        }
+        Ok(raws)
+    }
+
+    /// Refuses while invalidations wait to be replayed.
+    async fn gate(&self) -> Result<(), Error> {
+        if self.ready().await {
+            Ok(())
+        } else {
+            self.recorder(None).add(|c| &c.bypassed, 1);
+            Err(Error::InvalidationsPending)
+        }
     }
 
     /// Stores a value for `ttl`.
@@ -323,8 +411,9 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<(), Error> {
+        self.gate().await?;
         let rec = self.recorder(None);
-        let bytes = encode_entry::<Bincode, T>(value)?;
+        let bytes = encode_entry::<Bincode, T>(value, &[])?;
         self.backend_set(&rec, &self.full_key(key), bytes, ttl)
             .await
     }
@@ -338,12 +427,13 @@ impl Cache {
         entries: &[(&str, &T)],
         ttl: Duration,
     ) -> Result<(), Error> {
+        self.gate().await?;
         let rec = self.recorder(None);
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             encoded.push((
                 self.full_key(key).into_owned(),
-                encode_entry::<Bincode, T>(value)?,
+                encode_entry::<Bincode, T>(value, &[])?,
             ));
         }
         let n = encoded.len() as u64;
@@ -366,8 +456,9 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<bool, Error> {
+        self.gate().await?;
         let rec = self.recorder(None);
-        let bytes = encode_entry::<Bincode, T>(value)?;
+        let bytes = encode_entry::<Bincode, T>(value, &[])?;
         let stored = self
             .0
             .backend
@@ -441,18 +532,6 @@ impl Cache {
         }
     }
 
-    pub(crate) async fn backend_get(
-        &self,
-        rec: &Recorder<'_>,
-        key: &str,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        self.0
-            .backend
-            .get(key)
-            .await
-            .inspect_err(|_| rec.add(|c| &c.errors, 1))
-    }
-
     pub(crate) async fn backend_set(
         &self,
         rec: &Recorder<'_>,
@@ -494,24 +573,76 @@ impl Cache {
         }
     }
 
-    /// Deletes exact keys (namespaced here) in one round trip; counts nothing.
-    pub(crate) async fn backend_delete(&self, keys: &[String]) -> Result<u64, Error> {
-        let full: Vec<String> = keys.iter().map(|k| self.full_key(k).into_owned()).collect();
-        self.0.backend.delete(&full).await
+    /// The full key of a tag's version.
+    pub(crate) fn tag_key(&self, tag: &str) -> String {
+        format!("{}{TAG_PREFIX}{tag}", self.0.namespace)
     }
 
-    /// Deletes one exact key or every key under a prefix, counting the
-    /// invalidation (or its failure) for `family`.
+    /// A logical key, prefix or tag as the full (namespaced) key or prefix
+    /// to delete: invalidating a tag deletes its version.
+    pub(crate) fn target(&self, pattern: &Pattern) -> Pattern {
+        match pattern {
+            Pattern::Exact(k) => Pattern::Exact(self.full_key(k).into_owned()),
+            Pattern::Prefix(p) => Pattern::Prefix(self.full_key(p).into_owned()),
+            Pattern::Tag(t) => Pattern::Exact(self.tag_key(t)),
+            Pattern::TagPrefix(p) => Pattern::Prefix(self.tag_key(p)),
+        }
+    }
+
+    /// Deletes full targets: every exact key in one round trip, then each
+    /// prefix. Returns how many keys went, or the targets that did not land.
+    pub(crate) async fn delete_targets(
+        &self,
+        targets: &[Pattern],
+    ) -> Result<u64, (Error, Vec<Pattern>)> {
+        let exact: Vec<String> = targets
+            .iter()
+            .filter_map(|t| match t {
+                Pattern::Exact(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut deleted = 0;
+        let mut failed: Vec<Pattern> = Vec::new();
+        let mut error = None;
+        if !exact.is_empty() {
+            match self.0.backend.delete(&exact).await {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    failed.extend(exact.into_iter().map(Pattern::Exact));
+                    error = Some(e);
+                }
+            }
+        }
+        for target in targets {
+            if let Pattern::Prefix(prefix) = target {
+                match self.0.backend.delete_prefix(prefix).await {
+                    Ok(n) => deleted += n,
+                    Err(e) => {
+                        failed.push(target.clone());
+                        error = Some(e);
+                    }
+                }
+            }
+        }
+        match error {
+            None => Ok(deleted),
+            Some(e) => Err((e, failed)),
+        }
+    }
+
+    /// Deletes one exact key, prefix or tag, counting the invalidation (or
+    /// its failure) for `family`.
     pub(crate) async fn invalidate(
         &self,
         family: Option<&'static str>,
         pattern: &Pattern,
     ) -> Result<u64, Error> {
         let rec = self.recorder(family);
-        let result = match pattern {
-            Pattern::Exact(key) => self.backend_delete(std::slice::from_ref(key)).await,
-            Pattern::Prefix(prefix) => self.0.backend.delete_prefix(&self.full_key(prefix)).await,
-        };
+        let result = self
+            .delete_targets(&[self.target(pattern)])
+            .await
+            .map_err(|(e, _)| e);
         rec.record_invalidation(result.is_ok());
         result
     }

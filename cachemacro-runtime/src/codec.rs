@@ -98,8 +98,14 @@ pub trait Cacheable: Serialize + DeserializeOwned + 'static {}
 impl<T: Serialize + DeserializeOwned + 'static> Cacheable for T {}
 
 const MAGIC: [u8; 2] = [0xCA, 0xCE];
-const FORMAT_VERSION: u8 = 1;
-const HEADER_LEN: usize = MAGIC.len() + 2 + 8;
+const FORMAT_VERSION: u8 = 2;
+/// Magic, version, codec, fingerprint, tag count.
+const FIXED_LEN: usize = MAGIC.len() + 2 + 8 + 1;
+/// Bytes of one tag version.
+pub(crate) const VERSION_LEN: usize = 8;
+
+/// A tag's version: random bytes, replaced (deleted) on invalidation.
+pub(crate) type TagVersion = [u8; VERSION_LEN];
 
 /// Why stored bytes were not returned as a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,32 +129,81 @@ pub enum Decoded<T> {
     Mismatch(Mismatch),
 }
 
-/// Frames `value` with the header for codec `C`.
-pub(crate) fn encode_entry<C: Codec, T: Cacheable>(value: &T) -> Result<Vec<u8>, Error> {
+/// The parts of a stored entry, borrowed from its bytes.
+pub(crate) struct Entry<'a> {
+    pub(crate) codec: u8,
+    pub(crate) fingerprint: u64,
+    /// Each tag's full key and the version it had when the fill began.
+    pub(crate) tags: Vec<(&'a [u8], &'a [u8])>,
+    pub(crate) payload: &'a [u8],
+}
+
+/// Splits stored bytes into their parts; `None` for anything else.
+///
+/// Layout: `[CA CE][version][codec][fingerprint u64 LE][tag count u8]`, then
+/// per tag `[key length u16 BE][key][version: 8 bytes]`, then the payload.
+/// The Redis read script parses the same layout (`backend/redis.rs`).
+pub(crate) fn parse_entry(bytes: &[u8]) -> Option<Entry<'_>> {
+    if bytes.len() < FIXED_LEN || bytes[..2] != MAGIC || bytes[2] != FORMAT_VERSION {
+        return None;
+    }
+    let fingerprint = u64::from_le_bytes(bytes[4..12].try_into().ok()?);
+    let mut rest = &bytes[FIXED_LEN..];
+    let mut tags = Vec::with_capacity(usize::from(bytes[12]));
+    for _ in 0..bytes[12] {
+        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let key = rest.get(2..2 + len)?;
+        let version = rest.get(2 + len..2 + len + VERSION_LEN)?;
+        tags.push((key, version));
+        rest = &rest[2 + len + VERSION_LEN..];
+    }
+    Some(Entry {
+        codec: bytes[3],
+        fingerprint,
+        tags,
+        payload: rest,
+    })
+}
+
+/// Frames `value` for codec `C`, recording the tags' versions.
+pub(crate) fn encode_entry<C: Codec, T: Cacheable>(
+    value: &T,
+    tags: &[(String, TagVersion)],
+) -> Result<Vec<u8>, Error> {
     let payload = C::encode(value).map_err(Error::Encode)?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    let count = u8::try_from(tags.len()).map_err(|_| Error::Encode("more than 255 tags".into()))?;
+    let tags_len: usize = tags.iter().map(|(k, _)| 2 + k.len() + VERSION_LEN).sum();
+    let mut out = Vec::with_capacity(FIXED_LEN + tags_len + payload.len());
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
     out.push(C::ID);
     out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
+    out.push(count);
+    for (key, version) in tags {
+        let len =
+            u16::try_from(key.len()).map_err(|_| Error::Encode("tag key over 64 KiB".into()))?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(version);
+    }
     out.extend_from_slice(&payload);
     Ok(out)
 }
 
-/// Reads bytes framed by [`encode_entry`]; never panics.
+/// Reads bytes framed by [`encode_entry`]; never panics. Tag versions are
+/// checked by the backend, which knows the current ones.
 pub(crate) fn decode_entry<C: Codec, T: Cacheable>(bytes: &[u8]) -> Decoded<T> {
-    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC || bytes[2] != FORMAT_VERSION {
+    let Some(entry) = parse_entry(bytes) else {
         return Decoded::Mismatch(Mismatch::Foreign);
-    }
-    if bytes[3] != C::ID {
+    };
+    if entry.codec != C::ID {
         return Decoded::Mismatch(Mismatch::OtherCodec);
     }
-    let stored = u64::from_le_bytes(bytes[4..HEADER_LEN].try_into().expect("8 bytes"));
-    if stored != fingerprint::<T>() {
+    if entry.fingerprint != fingerprint::<T>() {
         return Decoded::Mismatch(Mismatch::OtherType);
     }
     // A user's Deserialize impl may panic on bytes it never expected.
-    match catch_unwind(AssertUnwindSafe(|| C::decode::<T>(&bytes[HEADER_LEN..]))) {
+    match catch_unwind(AssertUnwindSafe(|| C::decode::<T>(entry.payload))) {
         Ok(Ok(value)) => Decoded::Value(value),
         Ok(Err(e)) => Decoded::Mismatch(Mismatch::Corrupt(e.to_string())),
         Err(_) => Decoded::Mismatch(Mismatch::Corrupt("the decoder panicked".into())),
@@ -228,7 +283,7 @@ mod tests {
             id: 7,
             name: "ann".into(),
         };
-        let bytes = encode_entry::<Bincode, _>(&user).unwrap();
+        let bytes = encode_entry::<Bincode, _>(&user, &[]).unwrap();
         match decode_entry::<Bincode, v1::User>(&bytes) {
             Decoded::Value(v) => assert_eq!(v, user),
             Decoded::Mismatch(m) => panic!("mismatch {m:?}"),
@@ -237,16 +292,19 @@ mod tests {
 
     #[test]
     fn changed_struct_is_a_mismatch() {
-        let bytes = encode_entry::<Bincode, _>(&v1::User {
-            id: 7,
-            name: "ann".into(),
-        })
+        let bytes = encode_entry::<Bincode, _>(
+            &v1::User {
+                id: 7,
+                name: "ann".into(),
+            },
+            &[],
+        )
         .unwrap();
         assert!(matches!(
             decode_entry::<Bincode, v2::User>(&bytes),
             Decoded::Mismatch(Mismatch::OtherType)
         ));
-        let bytes = encode_entry::<Bincode, _>(&Pair { a: 1, b: 2 }).unwrap();
+        let bytes = encode_entry::<Bincode, _>(&Pair { a: 1, b: 2 }, &[]).unwrap();
         assert!(matches!(
             decode_entry::<Bincode, v3::Pair>(&bytes),
             Decoded::Mismatch(Mismatch::OtherType)
@@ -255,10 +313,13 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let good = encode_entry::<Bincode, _>(&vec![String::from("x"); 3]).unwrap();
+        let good =
+            encode_entry::<Bincode, _>(&vec![String::from("x"); 3], &[("tag:a".into(), [7; 8])])
+                .unwrap();
         let mut inputs: Vec<Vec<u8>> = vec![vec![], b"hello".to_vec(), vec![0xff; 64]];
         // A valid header followed by a huge claimed length and truncations.
-        let mut huge = good[..HEADER_LEN].to_vec();
+        let header = good.len() - Bincode::encode(&vec![String::from("x"); 3]).unwrap().len();
+        let mut huge = good[..header].to_vec();
         huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         inputs.push(huge);
         for cut in 0..good.len() {
@@ -273,6 +334,28 @@ mod tests {
                 Decoded::Mismatch(_)
             ));
         }
+    }
+
+    #[test]
+    fn tags_round_trip_through_the_header() {
+        let tags = [
+            ("ns:__cachemacro:tag:user:1".to_string(), [1; 8]),
+            ("t".to_string(), [2; 8]),
+        ];
+        let bytes = encode_entry::<Bincode, _>(&5u32, &tags).unwrap();
+        let entry = parse_entry(&bytes).unwrap();
+        let got: Vec<(&[u8], &[u8])> = entry.tags;
+        assert_eq!(
+            got,
+            vec![
+                (&b"ns:__cachemacro:tag:user:1"[..], &[1u8; 8][..]),
+                (&b"t"[..], &[2u8; 8][..])
+            ]
+        );
+        assert!(matches!(
+            decode_entry::<Bincode, u32>(&bytes),
+            Decoded::Value(5)
+        ));
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub enum Error {
     /// `incr` found a value that is not an integer.
     #[error("value at `{0}` is not an integer")]
     NotAnInteger(String),
+    /// Failed invalidations are waiting to be replayed; until they land the
+    /// cache is bypassed, so that it never serves what they should have cleared.
+    #[error(
+        "cache invalidations are waiting to be replayed; the cache is bypassed until they land"
+    )]
+    InvalidationsPending,
     /// The process default cache could not be configured (bad `CACHE_URL`).
     #[error("no usable cache backend: {0}")]
     Unavailable(String),

@@ -205,14 +205,19 @@ pub(crate) fn glob_escape(prefix: &str) -> String {
     out
 }
 
-/// What an `#[invalidates]` template produced: one exact key, or every key
-/// that starts with a prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an `#[invalidates]` template produced: one exact key, every key
+/// that starts with a prefix, or a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pattern {
     /// Delete exactly this key.
     Exact(String),
     /// Delete every key that starts with this text (a template ending in `*`).
     Prefix(String),
+    /// Invalidate every entry carrying this tag.
+    Tag(String),
+    /// Invalidate every tag starting with this text (a tag whose value
+    /// could not be built: over-invalidating is safe, skipping is not).
+    TagPrefix(String),
 }
 
 impl Pattern {
@@ -272,6 +277,18 @@ impl KeyBuilder {
         match self.failed {
             None => Ok(self.buf),
             Some((_, e)) => Err(e),
+        }
+    }
+
+    /// The finished tag of an `#[invalidates(tag = …)]` template; widens to
+    /// every tag under the text before a value that could not be encoded.
+    pub fn tag(mut self) -> (Pattern, Option<Error>) {
+        match self.failed {
+            None => (Pattern::Tag(self.buf), None),
+            Some((at, e)) => {
+                self.buf.truncate(at);
+                (Pattern::TagPrefix(self.buf), Some(e))
+            }
         }
     }
 

@@ -36,6 +36,8 @@ mod codec;
 mod default;
 mod error;
 mod key;
+pub mod registry;
+mod replay;
 mod stats;
 
 #[doc(hidden)]

@@ -71,6 +71,18 @@ counters! {
     invalidations,
     /// Invalidations that failed (also counted in `errors`, always logged at warn).
     invalidation_errors,
+    /// Failed invalidations put in the replay queue.
+    invalidations_queued,
+    /// Queued invalidations that landed later.
+    invalidations_replayed,
+    /// Times the queue overflowed and the whole namespace was cleared instead.
+    namespace_flushes,
+    /// Loaded values not stored because an invalidation of their key, tag or
+    /// prefix came while they loaded (the race that would leave stale data).
+    fills_dropped,
+    /// Calls that ran their body without the cache because invalidations
+    /// were still waiting to be replayed.
+    bypassed,
 }
 
 impl Stats {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Lit, LitStr, Path, Token};
+use syn::{Expr, Lit, LitBool, LitStr, Path, Token};
 
 /// A duration argument.
 pub struct Ttl {
@@ -27,6 +27,8 @@ pub struct CachedArgs {
     pub cache: Option<Expr>,
     pub codec: Option<Path>,
     pub krate: Option<Path>,
+    /// `tags = ["user:<user_id>", …]`.
+    pub tags: Option<Vec<LitStr>>,
     /// Every malformed, unknown or duplicate argument.
     pub errors: Option<syn::Error>,
 }
@@ -35,6 +37,10 @@ pub struct CachedArgs {
 #[derive(Default)]
 pub struct InvalidatesArgs {
     pub patterns: Vec<LitStr>,
+    /// `tag = "…"` (repeatable) and `tags = [...]`, in order.
+    pub tags: Vec<LitStr>,
+    /// `before = true`: also invalidate before the body runs.
+    pub before: Option<LitBool>,
     pub cache: Option<Expr>,
     pub krate: Option<Path>,
     /// Every malformed, unknown or duplicate argument.
@@ -48,9 +54,13 @@ const CACHED_ARGS: &[(&str, &str)] = &[
     ("none_ttl", "none_ttl = \"30s\""),
     ("cache", "cache = self.cache"),
     ("codec", "codec = my_codecs::Json"),
+    ("tags", "tags = [\"user:<user_id>\"]"),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
 const INVALIDATES_ARGS: &[(&str, &str)] = &[
+    ("tag", "tag = \"user:<user_id>\""),
+    ("tags", "tags = [\"user:<user_id>\"]"),
+    ("before", "before = true"),
     ("cache", "cache = self.cache"),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
@@ -281,6 +291,46 @@ fn parse_lit_str(name: &syn::Ident, input: ParseStream, example: &str) -> syn::R
     Ok(lit)
 }
 
+/// `tags = ["a:<x>", "b"]`: a bracketed list of string literals.
+fn parse_lit_list(
+    name: &syn::Ident,
+    input: ParseStream,
+    example: &str,
+) -> syn::Result<Vec<LitStr>> {
+    let wrong = |span: Span| {
+        syn::Error::new(
+            span,
+            format!("`{name}` takes a list of string literals, as in `{example}`"),
+        )
+    };
+    let content;
+    let brackets = syn::bracketed!(content in input);
+    let list = syn::punctuated::Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
+        .map_err(|e| wrong(e.span()))?;
+    if list.is_empty() {
+        return Err(wrong(brackets.span.join()));
+    }
+    end_of_value(
+        input,
+        name,
+        brackets.span.join(),
+        "a bracketed list of string literals",
+    )?;
+    Ok(list.into_iter().collect())
+}
+
+/// `before = true`.
+fn parse_bool(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<LitBool> {
+    let lit = input.parse::<LitBool>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes `true` or `false`, as in `{example}`"),
+        )
+    })?;
+    end_of_value(input, name, lit.span, "`true` or `false`")?;
+    Ok(lit)
+}
+
 /// `crate = "::my::reexport"`.
 fn parse_crate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Path> {
     let lit = parse_lit_str(name, input, example)?;
@@ -390,6 +440,12 @@ impl Parse for CachedArgs {
                     &name,
                     errors,
                 ),
+                "tags" => set(
+                    &mut args.tags,
+                    parse_lit_list(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
                 _ => set(
                     &mut args.krate,
                     parse_crate(&name, input, example)?,
@@ -421,7 +477,7 @@ impl Parse for InvalidatesArgs {
             let name = input.call(syn::Ident::parse_any).map_err(|e| {
                 syn::Error::new(
                     e.span(),
-                    "expected a key pattern, as in `#[invalidates(\"user:<user_id>\")]`, or `cache = …` / `crate = \"…\"`",
+                    "expected a key pattern, as in `#[invalidates(\"user:<user_id>\")]`, or `tag = \"…\"`, `before = true`, `cache = …`, `crate = \"…\"`",
                 )
             })?;
             let Some(example) = example(&name, INVALIDATES_ARGS) else {
@@ -429,6 +485,14 @@ impl Parse for InvalidatesArgs {
             };
             parse_eq(input, &name, example)?;
             match name.to_string().as_str() {
+                "tag" => args.tags.push(parse_lit_str(&name, input, example)?),
+                "tags" => args.tags.extend(parse_lit_list(&name, input, example)?),
+                "before" => set(
+                    &mut args.before,
+                    parse_bool(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
                 "cache" => set(
                     &mut args.cache,
                     parse_cache(&name, input, example)?,

@@ -192,6 +192,8 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     };
     let cache = cache_handle(f.cache);
     let key = build_key(&f.key);
+    let tags = f.tags.iter().map(build_key);
+    let tag_templates = f.tags.iter().map(|t| t.template.source());
     // Everything that requires the stored type to be `Cacheable` (the
     // callee's bounds, the call, `.await`) is spanned at the stored type:
     // the user's return type. rustc reports an unmet bound once per span,
@@ -228,9 +230,13 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
             line: ::core::line!(),
             ttl: __cachemacro_private::millis(#ttl),
             none_ttl: #none_ttl,
+            tags: &[#(#tag_templates),*],
         };
+        __cachemacro_private::inventory::submit! {
+            __cachemacro_private::Registration::Cached(&__CACHEMACRO_SITE)
+        }
         let __cachemacro_cache = #cache;
-        let __cachemacro_key = #key.key();
+        let __cachemacro_key = __cachemacro_private::request(#key.key(), ::std::vec![#(#tags.key()),*]);
         #invoke #await_
     };
     with_body(f.func, body)
@@ -245,6 +251,14 @@ pub fn invalidates(f: &InvalidatingFn<'_>) -> TokenStream {
         let key = build_key(key);
         quote!((#template, #key.pattern(#wildcard)))
     });
+    let tag_plan = f.tags.iter().map(|key| {
+        let template = key.template.source();
+        let key = build_key(key);
+        quote!((#template, #key.tag()))
+    });
+    let pattern_templates = f.patterns.iter().map(|t| t.template.source());
+    let tag_templates = f.tags.iter().map(|t| t.template.source());
+    let before = f.before;
     let block = &f.func.block;
     let call = match f.returns {
         Returns::Result { .. } => quote!(__cachemacro_private::invalidating_result),
@@ -257,9 +271,15 @@ pub fn invalidates(f: &InvalidatingFn<'_>) -> TokenStream {
             function: ::core::concat!(::core::module_path!(), "::", #name),
             file: ::core::file!(),
             line: ::core::line!(),
+            patterns: &[#(#pattern_templates),*],
+            tags: &[#(#tag_templates),*],
+            before: #before,
         };
+        __cachemacro_private::inventory::submit! {
+            __cachemacro_private::Registration::Invalidates(&__CACHEMACRO_SITE)
+        }
         let __cachemacro_cache = #cache;
-        let __cachemacro_plan: ::std::vec::Vec<__cachemacro_private::Planned> = ::std::vec![#(#plan),*];
+        let __cachemacro_plan: ::std::vec::Vec<__cachemacro_private::Planned> = ::std::vec![#(#plan,)* #(#tag_plan),*];
         #call(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_plan, async move #block).await
     };
     with_body(f.func, body)

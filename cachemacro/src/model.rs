@@ -52,11 +52,14 @@ pub struct CachedFn<'a> {
     pub codec: Option<&'a Path>,
     pub krate: Path,
     pub returns: Returns<'a>,
+    pub tags: Vec<Key<'a>>,
 }
 
 pub struct InvalidatingFn<'a> {
     pub func: &'a ItemFn,
     pub patterns: Vec<Key<'a>>,
+    pub tags: Vec<Key<'a>>,
+    pub before: bool,
     pub cache: Option<&'a Expr>,
     pub krate: Path,
     pub returns: Returns<'a>,
@@ -238,6 +241,11 @@ impl<'a> CachedFn<'a> {
             }
             Some(lit) => check_template(lit, Kind::Key, func, &params, &mut errors),
         };
+        let tag_lits = args.tags.as_deref().unwrap_or_default();
+        let tags: Vec<Key<'a>> = tag_lits
+            .iter()
+            .filter_map(|lit| check_template(lit, Kind::Tag, func, &params, &mut errors))
+            .collect();
         if args.ttl.is_none() && args_ok {
             errors.push_at(Span::call_site(), "missing `ttl`: say how long entries live, as in `ttl = 300` (seconds) or `ttl = \"5m\"`");
         }
@@ -257,6 +265,9 @@ impl<'a> CachedFn<'a> {
         let (Some(key), Some(ttl), Some(returns)) = (key, &args.ttl, returns) else {
             return Err(internal());
         };
+        if tags.len() != tag_lits.len() {
+            return Err(internal());
+        }
         Ok(CachedFn {
             func,
             key,
@@ -266,6 +277,7 @@ impl<'a> CachedFn<'a> {
             codec: args.codec.as_ref(),
             krate: args.krate.clone().unwrap_or_else(default_crate),
             returns,
+            tags,
         })
     }
 }
@@ -276,24 +288,31 @@ impl<'a> InvalidatingFn<'a> {
         let args_ok = errors.is_empty();
         require_async(func, "invalidates", &mut errors);
         let params = params(func);
-        if args.patterns.is_empty() && args_ok {
-            errors.push_at(Span::call_site(), "`#[invalidates]` needs at least one key pattern, as in `#[invalidates(\"user:<user_id>\")]`");
+        if args.patterns.is_empty() && args.tags.is_empty() && args_ok {
+            errors.push_at(Span::call_site(), "`#[invalidates]` needs at least one key pattern or tag, as in `#[invalidates(\"user:<user_id>\")]` or `#[invalidates(tag = \"user:<user_id>\")]`");
         }
         let patterns: Vec<Key<'a>> = args
             .patterns
             .iter()
             .filter_map(|lit| check_template(lit, Kind::Pattern, func, &params, &mut errors))
             .collect();
+        let tags: Vec<Key<'a>> = args
+            .tags
+            .iter()
+            .filter_map(|lit| check_template(lit, Kind::Tag, func, &params, &mut errors))
+            .collect();
         // Only `Result` matters here (invalidate on `Ok`); any other type,
         // `impl Trait` included, invalidates after every call.
         let returns = returns(func).unwrap_or(Returns::Plain(None));
         errors.finish()?;
-        if patterns.len() != args.patterns.len() {
+        if patterns.len() != args.patterns.len() || tags.len() != args.tags.len() {
             return Err(internal());
         }
         Ok(InvalidatingFn {
             func,
             patterns,
+            tags,
+            before: args.before.as_ref().is_some_and(|b| b.value),
             cache: args.cache.as_ref(),
             krate: args.krate.clone().unwrap_or_else(default_crate),
             returns,

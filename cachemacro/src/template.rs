@@ -8,6 +8,8 @@ use syn::LitStr;
 pub enum Kind {
     Key,
     Pattern,
+    /// A tag: concrete like a key (`user:<user_id>`), no `*`.
+    Tag,
 }
 
 pub enum Segment {
@@ -164,6 +166,7 @@ pub fn parse(lit: &LitStr, kind: Kind) -> syn::Result<Template> {
                 "empty invalidation pattern: write a key template such as `\"user:<user_id>\"`"
                     .into()
             }
+            Kind::Tag => "empty tag: write a tag template such as `\"user:<user_id>\"`".into(),
         }));
     }
     let (body, wildcard) = match value.strip_suffix('*') {
@@ -177,6 +180,9 @@ pub fn parse(lit: &LitStr, kind: Kind) -> syn::Result<Template> {
             ),
             Kind::Pattern => format!(
                 "`*` in `{value}` can only end a pattern (\"everything under this prefix\")"
+            ),
+            Kind::Tag => format!(
+                "`*` in the tag `{value}`: a tag names one group of entries; invalidating it clears them all"
             ),
         }));
     }

@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache as Moka;
-use moka::ops::compute::Op;
+use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
+use super::{LEASE_MAGIC, Lease, MissKind, Read, ReadRequest};
 use crate::Error;
+use crate::codec::{TagVersion, parse_entry};
 
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -116,8 +118,7 @@ impl MemoryBackend {
             .await;
         matches!(
             result,
-            moka::ops::compute::CompResult::Inserted(_)
-                | moka::ops::compute::CompResult::ReplacedWith(_)
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
         )
     }
 
@@ -150,6 +151,152 @@ impl MemoryBackend {
             }
         }
         deleted
+    }
+
+    async fn live(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.entries
+            .get(key)
+            .await
+            .filter(Entry::live)
+            .map(|e| e.bytes)
+    }
+
+    /// The tag's current version, created (random) when it has none.
+    async fn tag_version(&self, tag: &str, ttl: Duration) -> TagVersion {
+        let fresh: TagVersion = rand::random();
+        let result = self
+            .entries
+            .entry(tag.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if e.value().live() && e.value().bytes.len() == fresh.len() => Op::Nop,
+                    _ => Op::Put(Entry::new(fresh.to_vec(), Some(ttl))),
+                }
+            })
+            .await;
+        let stored = match result {
+            CompResult::Unchanged(e) | CompResult::Inserted(e) | CompResult::ReplacedWith(e) => {
+                e.into_value().bytes
+            }
+            CompResult::StillNone(_) | CompResult::Removed(_) => return fresh,
+        };
+        stored.as_ref().try_into().unwrap_or(fresh)
+    }
+
+    /// Whether the entry carries exactly `tags`, each at its current version.
+    async fn tags_current(&self, recorded: &[(&[u8], &[u8])], tags: &[String]) -> bool {
+        if recorded.len() != tags.len() {
+            return false;
+        }
+        for ((name, version), tag) in recorded.iter().zip(tags) {
+            if *name != tag.as_bytes() || self.live(tag).await.as_deref() != Some(*version) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// See [`Backend::read`](super::Backend::read); mirrors the Redis script.
+    pub(crate) async fn read(&self, key: &str, req: &ReadRequest<'_>) -> Read {
+        let kind = match self.live(key).await {
+            None => MissKind::Absent,
+            Some(bytes) if bytes.starts_with(&LEASE_MAGIC) => MissKind::Leased,
+            Some(_) if req.force_miss => MissKind::Unreadable,
+            Some(bytes) => match parse_entry(&bytes) {
+                None => MissKind::Unreadable,
+                Some(entry) => {
+                    if self.tags_current(&entry.tags, req.tags).await {
+                        return Read::Hit(bytes.to_vec());
+                    }
+                    MissKind::Stale
+                }
+            },
+        };
+        let mut versions = Vec::with_capacity(req.tags.len());
+        for tag in req.tags {
+            versions.push(self.tag_version(tag, req.tag_ttl).await);
+        }
+        let lease = Entry::new(req.lease.to_vec(), Some(req.lease_ttl));
+        let result = self
+            .entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if e.value().live() && e.value().bytes.starts_with(&LEASE_MAGIC) => {
+                        Op::Nop
+                    }
+                    _ => Op::Put(lease),
+                }
+            })
+            .await;
+        let leased = matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        );
+        Read::Miss {
+            kind,
+            leased,
+            versions,
+        }
+    }
+
+    /// See [`Backend::fill`](super::Backend::fill).
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        tags: &[String],
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> bool {
+        let result = self
+            .entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if e.value().live() && *e.value().bytes == lease[..] => {
+                        Op::Put(Entry::new(bytes, Some(ttl)))
+                    }
+                    _ => Op::Nop,
+                }
+            })
+            .await;
+        if !matches!(result, CompResult::ReplacedWith(_)) {
+            return false;
+        }
+        // Tag versions must outlive the entries that recorded them.
+        let until = Instant::now() + ttl;
+        for tag in tags {
+            self.entries
+                .entry(tag.clone())
+                .and_compute_with(|existing| async move {
+                    match existing.map(|e| e.into_value()) {
+                        Some(e) if e.live() && e.expires_at.is_some_and(|at| at < until) => {
+                            Op::Put(Entry {
+                                bytes: e.bytes,
+                                ttl: Some(ttl),
+                                expires_at: Some(until),
+                            })
+                        }
+                        _ => Op::Nop,
+                    }
+                })
+                .await;
+        }
+        true
+    }
+
+    /// See [`Backend::release`](super::Backend::release).
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) {
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if *e.value().bytes == lease[..] => Op::Remove,
+                    _ => Op::Nop,
+                }
+            })
+            .await;
     }
 
     /// Like Redis `INCRBY`: the value is stored as decimal text. A TTL, when

@@ -7,6 +7,58 @@ pub(crate) mod redis;
 use std::time::Duration;
 
 use crate::Error;
+use crate::codec::TagVersion;
+
+/// Marks a fill lease stored in an entry's key; entries start `CA CE`.
+pub(crate) const LEASE_MAGIC: [u8; 2] = [0xCA, 0x1E];
+
+/// A fill lease: [`LEASE_MAGIC`] and 16 random bytes.
+pub(crate) type Lease = [u8; 18];
+
+pub(crate) fn new_lease() -> Lease {
+    let mut lease = [0; 18];
+    lease[..2].copy_from_slice(&LEASE_MAGIC);
+    lease[2..].copy_from_slice(&rand::random::<[u8; 16]>());
+    lease
+}
+
+/// How a generated read behaves on a miss.
+pub(crate) struct ReadRequest<'a> {
+    /// The caller's tag keys (full); a hit needs the entry to carry exactly these, all current.
+    pub(crate) tags: &'a [String],
+    /// Take this lease on a miss, for this long.
+    pub(crate) lease: &'a Lease,
+    pub(crate) lease_ttl: Duration,
+    /// Lifetime of a tag version this read creates.
+    pub(crate) tag_ttl: Duration,
+    /// Treat whatever is stored as a miss (it did not decode).
+    pub(crate) force_miss: bool,
+}
+
+/// Why a read missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MissKind {
+    /// Nothing stored (or expired).
+    Absent,
+    /// Bytes that are not an entry (foreign, corrupt, or rejected by the caller).
+    Unreadable,
+    /// An entry whose tags were invalidated, or whose tag list differs.
+    Stale,
+    /// Another caller's fill lease.
+    Leased,
+}
+
+/// What a generated read found.
+pub(crate) enum Read {
+    Hit(Vec<u8>),
+    Miss {
+        kind: MissKind,
+        /// This caller now holds the lease and may fill.
+        leased: bool,
+        /// The current version of each requested tag (created if absent).
+        versions: Vec<TagVersion>,
+    },
+}
 
 pub(crate) enum Backend {
     Memory(memory::MemoryBackend),
@@ -27,10 +79,6 @@ macro_rules! dispatch {
 }
 
 impl Backend {
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        dispatch!(self.get(key))
-    }
-
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         dispatch!(self.get_many(keys))
     }
@@ -62,6 +110,30 @@ impl Backend {
 
     pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, Error> {
         dispatch!(self.delete_prefix(prefix))
+    }
+
+    /// Reads an entry for generated code, checking its tags and taking a
+    /// fill lease on a miss, atomically.
+    pub(crate) async fn read(&self, key: &str, req: &ReadRequest<'_>) -> Result<Read, Error> {
+        dispatch!(self.read(key, req))
+    }
+
+    /// Stores `bytes` only if `lease` still holds the key: an invalidation
+    /// since the read deleted it, and then the fill is dropped.
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        tags: &[String],
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        dispatch!(self.fill(key, lease, tags, bytes, ttl))
+    }
+
+    /// Gives a lease back (deletes the key if it still holds `lease`).
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        dispatch!(self.release(key, lease))
     }
 
     pub(crate) async fn incr(

@@ -17,7 +17,9 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::{Lease, MissKind, Read, ReadRequest};
 use crate::Error;
+use crate::codec::TagVersion;
 use crate::key::glob_escape;
 
 /// Keys asked for per `SCAN` page; also the largest `UNLINK` batch.
@@ -32,11 +34,81 @@ if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
 end
 return v";
 
+/// A generated read, atomically: return the entry if it carries exactly
+/// the caller's tags (KEYS[2..]) at their current versions; otherwise read
+/// (or create) the caller's tag versions and take the fill lease unless
+/// another caller holds it. The entry layout is `codec::parse_entry`'s.
+///
+/// ARGV: lease ttl ms, lease value, tag ttl ms, force miss (0/1), then one
+/// fresh version per tag. Reply: `{1, entry}` on a hit, else
+/// `{kind, leased, versions...}` with kind 0 absent, 3 unreadable, 4 stale,
+/// 5 leased by another caller.
+const READ_SCRIPT: &str = r"
+local function current(v)
+  if string.byte(v, 13) ~= #KEYS - 1 then return false end
+  local pos = 14
+  for i = 2, #KEYS do
+    local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
+    if string.sub(v, pos + 2, pos + 1 + len) ~= KEYS[i] then return false end
+    if redis.call('GET', KEYS[i]) ~= string.sub(v, pos + 2 + len, pos + 9 + len) then return false end
+    pos = pos + 10 + len
+  end
+  return true
+end
+local v = redis.call('GET', KEYS[1])
+local kind = 0
+if v then
+  if string.sub(v, 1, 2) == '\202\030' then
+    kind = 5
+  elseif ARGV[4] == '1' or string.len(v) < 13 or string.sub(v, 1, 3) ~= '\202\206\002' then
+    kind = 3
+  elseif current(v) then
+    return {1, v}
+  else
+    kind = 4
+  end
+end
+local reply = {kind, 0}
+for i = 2, #KEYS do
+  local t = redis.call('GET', KEYS[i])
+  if not t then
+    t = ARGV[3 + i]
+    redis.call('SET', KEYS[i], t, 'PX', ARGV[3])
+  end
+  reply[#reply + 1] = t
+end
+if kind ~= 5 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+  reply[2] = 1
+end
+return reply";
+
+/// Deletes the key only while it holds our lease ARGV[1] (a load that
+/// stored nothing gives the key back).
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// Stores ARGV[2] for ARGV[3] ms only while the key still holds our lease
+/// ARGV[1]; then makes each tag version (KEYS[2..]) outlive the entry.
+const FILL_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local ttl = tonumber(ARGV[3])
+for i = 2, #KEYS do
+  local left = redis.call('PTTL', KEYS[i])
+  if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1";
+
 pub(crate) struct RedisBackend {
     conn: ConnectionManager,
     op_timeout: Duration,
     url: String,
     incr: redis::Script,
+    read: redis::Script,
+    fill: redis::Script,
+    release: redis::Script,
 }
 
 /// Removes any password from a URL before it reaches a log or an error.
@@ -82,6 +154,9 @@ impl RedisBackend {
             op_timeout,
             url: redacted,
             incr: redis::Script::new(INCR_SCRIPT),
+            read: redis::Script::new(READ_SCRIPT),
+            fill: redis::Script::new(FILL_SCRIPT),
+            release: redis::Script::new(RELEASE_SCRIPT),
         })
     }
 
@@ -117,10 +192,6 @@ impl RedisBackend {
             Ok(Err(e)) => Err(Error::Backend(Box::new(e))),
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         }
-    }
-
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.run(|mut c| async move { c.get(key).await }).await
     }
 
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
@@ -213,6 +284,58 @@ impl RedisBackend {
         }
     }
 
+    pub(crate) async fn read(&self, key: &str, req: &ReadRequest<'_>) -> Result<Read, Error> {
+        let reply: Vec<redis::Value> = self
+            .run(|mut c| {
+                let mut call = self.read.key(key);
+                for tag in req.tags {
+                    call.key(tag);
+                }
+                call.arg(ttl_millis(req.lease_ttl))
+                    .arg(&req.lease[..])
+                    .arg(ttl_millis(req.tag_ttl))
+                    .arg(if req.force_miss { "1" } else { "0" });
+                for _ in req.tags {
+                    call.arg(&rand::random::<TagVersion>()[..]);
+                }
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        parse_read_reply(reply)
+            .ok_or_else(|| Error::Backend("unexpected reply from the read script".into()))
+    }
+
+    pub(crate) async fn fill(
+        &self,
+        key: &str,
+        lease: &Lease,
+        tags: &[String],
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let stored: i64 = self
+            .run(|mut c| {
+                let mut call = self.fill.key(key);
+                for tag in tags {
+                    call.key(tag);
+                }
+                call.arg(&lease[..]).arg(bytes).arg(ttl_millis(ttl));
+                async move { call.invoke_async(&mut c).await }
+            })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
+        self.run(|mut c| {
+            let mut call = self.release.key(key);
+            call.arg(&lease[..]);
+            async move { call.invoke_async::<i64>(&mut c).await }
+        })
+        .await
+        .map(drop)
+    }
+
     pub(crate) async fn incr(
         &self,
         key: &str,
@@ -234,6 +357,45 @@ impl RedisBackend {
             other => other,
         }
     }
+}
+
+fn bytes_of(value: &redis::Value) -> Option<Vec<u8>> {
+    match value {
+        redis::Value::BulkString(b) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+fn int_of(value: &redis::Value) -> Option<i64> {
+    match value {
+        redis::Value::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Decodes [`READ_SCRIPT`]'s reply.
+fn parse_read_reply(reply: Vec<redis::Value>) -> Option<Read> {
+    let kind = int_of(reply.first()?)?;
+    if kind == 1 {
+        return Some(Read::Hit(bytes_of(reply.get(1)?)?));
+    }
+    let kind = match kind {
+        0 => MissKind::Absent,
+        3 => MissKind::Unreadable,
+        4 => MissKind::Stale,
+        5 => MissKind::Leased,
+        _ => return None,
+    };
+    let leased = int_of(reply.get(1)?)? == 1;
+    let versions = reply[2..]
+        .iter()
+        .map(|v| bytes_of(v)?.try_into().ok())
+        .collect::<Option<Vec<TagVersion>>>()?;
+    Some(Read::Miss {
+        kind,
+        leased,
+        versions,
+    })
 }
 
 /// Redis takes whole milliseconds and rejects 0.
