@@ -122,12 +122,28 @@ impl MemoryBackend {
         )
     }
 
+    /// Removes one key through the key's compute lock. moka serializes
+    /// `and_compute_with` calls per key but not a plain `remove`, so a fill
+    /// that had just checked its lease could otherwise put its value back
+    /// after the removal: exactly the stale fill this backend must prevent.
+    async fn remove(&self, key: &str) -> bool {
+        let result = self
+            .entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(_) => Op::Remove,
+                    None => Op::Nop,
+                }
+            })
+            .await;
+        matches!(result, CompResult::Removed(e) if e.value().live())
+    }
+
     pub(crate) async fn delete(&self, keys: &[String]) -> u64 {
         let mut deleted = 0;
         for key in keys {
-            if self.entries.remove(key).await.is_some_and(|e| e.live()) {
-                deleted += 1;
-            }
+            deleted += u64::from(self.remove(key).await);
         }
         deleted
     }
@@ -141,14 +157,7 @@ impl MemoryBackend {
             .collect();
         let mut deleted = 0;
         for key in doomed {
-            if self
-                .entries
-                .remove(key.as_str())
-                .await
-                .is_some_and(|e| e.live())
-            {
-                deleted += 1;
-            }
+            deleted += u64::from(self.remove(&key).await);
         }
         deleted
     }
