@@ -26,6 +26,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Certificate directory of a TLS-only server.
     tls: Option<std::path::PathBuf>,
+    /// Data directory of a server that keeps its data across restarts.
+    data: Option<std::path::PathBuf>,
     /// `REDIS_URL` when no server of our own could be started.
     external: Option<String>,
     namespace: String,
@@ -138,7 +140,14 @@ fn make_certificates() -> Result<std::path::PathBuf, String> {
     Ok(dir)
 }
 
-fn spawn(port: u16, tls: Option<&std::path::Path>) -> Result<Child, String> {
+/// Runs redis-server on `port`: over TLS with the certificates in `tls`,
+/// and, with a `data` directory, keeping every write in an append-only file
+/// there (`fsync` on each write) so it survives a kill and restart.
+fn spawn(
+    port: u16,
+    tls: Option<&std::path::Path>,
+    data: Option<&std::path::Path>,
+) -> Result<Child, String> {
     let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     let mut command = Command::new(&binary);
     match tls {
@@ -153,10 +162,16 @@ fn spawn(port: u16, tls: Option<&std::path::Path>) -> Result<Child, String> {
             .arg("--tls-ca-cert-file")
             .arg(dir.join("ca.pem")),
     };
+    match data {
+        Some(dir) => command
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(dir),
+        None => command
+            .args(["--appendonly", "no", "--dir"])
+            .arg(std::env::temp_dir()),
+    };
     let mut child = command
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--loglevel", "notice", "--dir"])
-        .arg(std::env::temp_dir())
+        .args(["--bind", "127.0.0.1", "--save", "", "--loglevel", "notice"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -194,6 +209,7 @@ impl RedisServer {
                     port: 0,
                     child: None,
                     tls: None,
+                    data: None,
                     external: Some(url),
                     namespace: format!(
                         "cmtest-{}-{}",
@@ -226,7 +242,7 @@ impl RedisServer {
     /// A TLS-only server with a certificate for `localhost` from a fresh
     /// throwaway CA, or `None` (said loudly; a failure under `CI`).
     pub fn start_tls() -> Option<RedisServer> {
-        match make_certificates().and_then(|dir| Self::start_with(Some(dir))) {
+        match make_certificates().and_then(|dir| Self::start_with(Some(dir), None)) {
             Ok(server) => Some(server),
             Err(why) => {
                 unavailable(&format!("{why} (needed for the TLS test)"));
@@ -240,22 +256,49 @@ impl RedisServer {
         self.tls.as_ref().map(|dir| dir.join("ca.pem"))
     }
 
-    fn start_owned() -> Result<RedisServer, String> {
-        Self::start_with(None)
+    /// A server of this test's own that keeps its data across
+    /// [`RedisServer::stop`] and [`RedisServer::restart`] (append-only file,
+    /// `fsync` on every write), or `None` (said loudly; a failure under `CI`).
+    pub fn start_persistent() -> Option<RedisServer> {
+        let dir = std::env::temp_dir().join(format!(
+            "cachemacro-data-{}-{}",
+            std::process::id(),
+            NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let started = std::fs::create_dir_all(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| Self::start_with(None, Some(dir)));
+        match started {
+            Ok(server) => Some(server),
+            Err(why) => {
+                unavailable(&format!(
+                    "{why} (this test restarts a server that keeps its data)"
+                ));
+                None
+            }
+        }
     }
 
-    fn start_with(tls: Option<std::path::PathBuf>) -> Result<RedisServer, String> {
+    fn start_owned() -> Result<RedisServer, String> {
+        Self::start_with(None, None)
+    }
+
+    fn start_with(
+        tls: Option<std::path::PathBuf>,
+        data: Option<std::path::PathBuf>,
+    ) -> Result<RedisServer, String> {
         let mut last = String::new();
         // A port found free can be taken before redis binds it: try a few.
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port, tls.as_deref()) {
+            match spawn(port, tls.as_deref(), data.as_deref()) {
                 Ok(child) => {
                     let namespace = String::new();
                     return Ok(RedisServer {
                         port,
                         child: Some(child),
                         tls,
+                        data,
                         external: None,
                         namespace,
                     });
@@ -314,11 +357,14 @@ impl RedisServer {
         }
     }
 
-    /// Starts a fresh, empty server on the same port.
+    /// Starts the server again on the same port: empty, or with its data
+    /// for a [`RedisServer::start_persistent`] one.
     pub fn restart(&mut self) {
         self.stop();
-        self.child =
-            Some(spawn(self.port, self.tls.as_deref()).expect("restart redis-server on its port"));
+        self.child = Some(
+            spawn(self.port, self.tls.as_deref(), self.data.as_deref())
+                .expect("restart redis-server on its port"),
+        );
     }
 
     /// SIGSTOP: the port still accepts connections but nothing answers, as
@@ -351,7 +397,7 @@ impl Drop for RedisServer {
                 .status();
         }
         self.stop();
-        if let Some(dir) = &self.tls {
+        for dir in [&self.tls, &self.data].into_iter().flatten() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
