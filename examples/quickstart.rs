@@ -65,6 +65,13 @@ async fn user_sets(
     query.fetch_all(db).await
 }
 
+#[cached(key = "set:<id>", ttl = "1h")]
+async fn set_by_id(db: &SqlitePool, id: i64) -> sqlx::Result<Option<Set>> {
+    QUERIES.fetch_add(1, Relaxed);
+    let sql = "SELECT * FROM sets WHERE id = ?";
+    sqlx::query_as(sql).bind(id).fetch_optional(db).await
+}
+
 /// One delete clears every filter variant of the owner's lists, and the set itself.
 #[invalidates("sets:user:<set.user_id>:*", "set:<set.id>")]
 async fn delete_set(db: &SqlitePool, set: &Set) -> sqlx::Result<()> {
@@ -101,7 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cache: {}", cache.describe());
     if cache.describe() != "memory" {
         // A shared Redis keeps the last run's entries for an hour: start clean.
-        for pattern in ["user-collections:1", "sets:user:1:*"] {
+        for pattern in ["user-collections:1", "sets:user:1:*", "set:1"] {
             cache.delete_pattern(pattern).await?;
         }
     }
@@ -126,13 +133,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("\ndelete_set(#1) clears `sets:user:1:*` (every filter) and `set:1`");
-    let doomed = user_sets(&db, 1, None, None).await?.remove(0);
+    let doomed = step("set_by_id(1)", 1, set_by_id(&db, 1)).await?;
+    let doomed = doomed.expect("set #1 exists");
     step("delete_set(#1)", 1, delete_set(&db, &doomed)).await?;
     for (prompt, model) in filters {
         let what = format!("user_sets(1, {prompt:?}, {model:?})");
         let sets = step(&what, 1, user_sets(&db, 1, prompt, model)).await?;
         assert!(!sets.contains(&doomed), "set #1 is gone from every list");
     }
+    let gone = step("set_by_id(1)", 1, set_by_id(&db, 1)).await?;
+    assert_eq!(gone, None, "set:1 was cleared too");
 
     let stats = cache.stats();
     let ratio = 100.0 * stats.hit_ratio().unwrap_or(0.0);
@@ -143,6 +153,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let f = stats.family("user-collections:<user_id>").expect("served");
     println!("  family user-collections:<user_id>: {f:?}");
     assert_eq!((f.hits, f.misses, f.loads, f.invalidations), (1, 2, 2, 1));
-    assert_eq!((stats.hits, stats.misses), (5, 8));
+    assert_eq!((stats.hits, stats.misses), (4, 10));
+
+    // Which write clears which read, and the check a one-line test runs.
+    println!("\n{}", cachemacro_runtime::registry::invalidation_map());
+    println!("{}", cachemacro_runtime::registry::verify()?);
     Ok(())
 }
