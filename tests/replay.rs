@@ -37,7 +37,9 @@ async fn rename(cache: &Cache, user_id: usize) {
 
 /// A hang guard, not a timing assertion.
 async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), f).await.expect("came back instead of hanging")
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("came back instead of hanging")
 }
 
 /// Retries `check` a bounded number of times until it holds.
@@ -53,7 +55,11 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 async fn exists(server: &RedisServer, key: &str) -> bool {
     let mut raw = server.raw().await;
-    redis::cmd("EXISTS").arg(server.stored_key(key)).query_async(&mut raw).await.unwrap()
+    redis::cmd("EXISTS")
+        .arg(server.stored_key(key))
+        .query_async(&mut raw)
+        .await
+        .unwrap()
 }
 
 /// The scenario: entries stored, Redis stopped, writes invalidate
@@ -61,7 +67,9 @@ async fn exists(server: &RedisServer, key: &str) -> bool {
 /// still there, and none of them is ever served.
 #[tokio::test]
 async fn invalidations_during_an_outage_land_after_it() {
-    let Some(mut server) = RedisServer::start_persistent() else { return };
+    let Some(mut server) = RedisServer::start_persistent() else {
+        return;
+    };
     let cache = server.cache().await;
     let users = [1, 2, 3];
     for u in users {
@@ -69,35 +77,69 @@ async fn invalidations_during_an_outage_land_after_it() {
         user_sets(&cache, u, "cats").await;
     }
     let mut raw = server.raw().await;
-    let _: () = redis::cmd("SET").arg(server.stored_key("marker")).arg(1).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(server.stored_key("marker"))
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
 
     server.stop();
     bounded(add_image(&cache, 1)).await;
     bounded(delete_sets(&cache, 2)).await;
     bounded(rename(&cache, 3)).await;
     let s = cache.stats();
-    assert_eq!((s.invalidation_errors, s.invalidations_queued), (3, 3), "{s:?}");
+    assert_eq!(
+        (s.invalidation_errors, s.invalidations_queued),
+        (3, 3),
+        "{s:?}"
+    );
 
     // While they wait, reads run the body and never serve what they should clear.
     assert_eq!(bounded(user_collections(&cache, 1)).await, 2);
     assert!(cache.stats().bypassed >= 1);
 
     server.restart();
-    assert!(exists(&server, "marker").await, "the server came back with its data, stale entries included");
-    assert_eq!(bounded(user_collections(&cache, 1)).await, 2, "exact key: fresh");
-    assert_eq!(bounded(user_sets(&cache, 2, "cats")).await, "cats v2", "prefix: fresh");
+    assert!(
+        exists(&server, "marker").await,
+        "the server came back with its data, stale entries included"
+    );
+    assert_eq!(
+        bounded(user_collections(&cache, 1)).await,
+        2,
+        "exact key: fresh"
+    );
+    assert_eq!(
+        bounded(user_sets(&cache, 2, "cats")).await,
+        "cats v2",
+        "prefix: fresh"
+    );
     assert_eq!(bounded(user_collections(&cache, 3)).await, 2, "tag: fresh");
-    assert_eq!(bounded(user_sets(&cache, 1, "cats")).await, "cats v1", "untouched entries still hit");
+    assert_eq!(
+        bounded(user_sets(&cache, 1, "cats")).await,
+        "cats v1",
+        "untouched entries still hit"
+    );
     let s = cache.stats();
     assert_eq!(s.invalidations_replayed, 3, "{s:?}");
-    assert_eq!(cache.get::<String>("sets:user:2:cats").await.unwrap().as_deref(), Some("cats v2"), "refilled fresh");
+    assert_eq!(
+        cache
+            .get::<String>("sets:user:2:cats")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cats v2"),
+        "refilled fresh"
+    );
 }
 
 /// SIGSTOP: invalidations time out, get queued, and the background replay
 /// lands them once Redis answers, with no call needed to trigger it.
 #[tokio::test]
 async fn the_queue_replays_by_itself_after_a_pause() {
-    let Some(server) = RedisServer::start_controllable() else { return };
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
     let cache = server.cache().await;
     user_collections(&cache, 4).await;
     user_sets(&cache, 4, "dogs").await;
@@ -109,9 +151,14 @@ async fn the_queue_replays_by_itself_after_a_pause() {
     assert_eq!(cache.stats().invalidations_queued, 2);
     server.resume();
 
-    eventually("the queue replayed", async || cache.stats().invalidations_replayed == 2).await;
+    eventually("the queue replayed", async || {
+        cache.stats().invalidations_replayed == 2
+    })
+    .await;
     assert!(!exists(&server, "user-collections:4").await);
-    assert!(!exists(&server, "sets:user:4:dogs").await && !exists(&server, "sets:user:4:cats").await);
+    assert!(
+        !exists(&server, "sets:user:4:dogs").await && !exists(&server, "sets:user:4:cats").await
+    );
     assert_eq!(user_collections(&cache, 4).await, ROWS[4].load(SeqCst));
 }
 
@@ -119,7 +166,9 @@ async fn the_queue_replays_by_itself_after_a_pause() {
 /// is flushed on recovery: conservative, and other namespaces keep theirs.
 #[tokio::test]
 async fn an_overflowing_queue_flushes_the_namespace() {
-    let Some(server) = RedisServer::start_controllable() else { return };
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
     let app = Cache::builder()
         .url(server.url())
         .namespace("app")
@@ -128,7 +177,12 @@ async fn an_overflowing_queue_flushes_the_namespace() {
         .connect()
         .await
         .unwrap();
-    let other = Cache::builder().url(server.url()).namespace("other").connect().await.unwrap();
+    let other = Cache::builder()
+        .url(server.url())
+        .namespace("other")
+        .connect()
+        .await
+        .unwrap();
     for u in [5, 6, 7, 8] {
         user_collections(&app, u).await;
         user_collections(&other, u).await;
@@ -138,12 +192,25 @@ async fn an_overflowing_queue_flushes_the_namespace() {
     for u in [5, 6, 7] {
         bounded(add_image(&app, u)).await;
     }
-    assert_eq!(app.stats().namespace_flushes, 1, "the third failure overflowed a queue of two");
+    assert_eq!(
+        app.stats().namespace_flushes,
+        1,
+        "the third failure overflowed a queue of two"
+    );
     server.resume();
 
-    eventually("the flush ran", async || app.stats().invalidations_replayed >= 2).await;
-    assert!(!exists(&server, "app:user-collections:8").await, "even entries nothing invalidated went");
+    eventually("the flush ran", async || {
+        app.stats().invalidations_replayed >= 2
+    })
+    .await;
+    assert!(
+        !exists(&server, "app:user-collections:8").await,
+        "even entries nothing invalidated went"
+    );
     for u in [5, 6, 7, 8] {
-        assert!(exists(&server, &format!("other:user-collections:{u}")).await, "other namespace untouched");
+        assert!(
+            exists(&server, &format!("other:user-collections:{u}")).await,
+            "other namespace untouched"
+        );
     }
 }
