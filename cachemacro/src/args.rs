@@ -303,6 +303,9 @@ fn parse_lit_list(
             format!("`{name}` takes a list of string literals, as in `{example}`"),
         )
     };
+    if !input.peek(syn::token::Bracket) {
+        return Err(wrong(input.span()));
+    }
     let content;
     let brackets = syn::bracketed!(content in input);
     let list = syn::punctuated::Punctuated::<LitStr, Token![,]>::parse_terminated(&content)
