@@ -25,6 +25,7 @@
 //!   prefix. A failure is logged at warn with the key or prefix, counted, and
 //!   queued for replay (see `replay.rs`); it never changes the value returned.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::Cache;
@@ -36,6 +37,7 @@ pub use inventory;
 use crate::Error;
 use crate::backend::{Lease, MissKind, Read, ReadRequest, new_lease};
 use crate::codec::{Decoded, TagVersion, decode_entry, encode_entry};
+use crate::flight::{self, Join, Outcome};
 use crate::stats::Recorder;
 
 /// One `#[cached]` function, as static data.
@@ -48,6 +50,10 @@ pub struct Site {
     pub none_ttl: Option<Duration>,
     /// Tag templates, as written.
     pub tags: &'static [&'static str],
+    /// `lock = true`: wait for another process's load of the key.
+    pub lock: bool,
+    /// `jitter`: fraction of the TTL taken off at random, 0 to < 1.
+    pub jitter: f64,
 }
 
 /// One `#[invalidates]` function, as static data.
@@ -137,33 +143,28 @@ impl Drop for LeaseGuard {
 }
 
 enum Lookup<T> {
-    Hit(T),
+    /// The value, and the entry bytes it came from (for waiting callers).
+    Hit(T, Vec<u8>),
     /// Absent, stale or undecodable: load, then store if leased.
     Miss(Fill),
-    /// The backend failed, the key could not be built, or invalidations are
-    /// pending: load, don't store.
+    /// The backend failed or invalidations are pending: load, don't store.
     Bypass,
 }
 
+/// Reads `key` for a generated call; with `lock`, waits while another
+/// process holds the key's fill lease (polling, 5 ms doubling to 100 ms, up
+/// to the cache's lock wait), then loads itself rather than hang.
 async fn lookup<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
     site: &'static Site,
-    request: Result<Request, Error>,
+    key: &str,
+    request: &Request,
 ) -> Lookup<T> {
-    let request = match request {
-        Ok(request) => request,
-        Err(e) => {
-            rec.add(|c| &c.errors, 1);
-            cache.log_failure("key building", site.template, "", &e);
-            return Lookup::Bypass;
-        }
-    };
     if !cache.ready().await {
         rec.add(|c| &c.bypassed, 1);
         return Lookup::Bypass;
     }
-    let key = cache.full_key(&request.key).into_owned();
     let tags: Vec<String> = request.tags.iter().map(|t| cache.tag_key(t)).collect();
     let lease = new_lease();
     let mut read = ReadRequest {
@@ -173,19 +174,56 @@ async fn lookup<C: Codec, T: Cacheable>(
         tag_ttl: site.ttl.max(site.none_ttl.unwrap_or_default()),
         force_miss: false,
     };
-    let mut outcome = cache.0.backend.read(&key, &read).await;
+    let mut outcome = cache.0.backend.read(key, &read).await;
+    if site.lock
+        && matches!(
+            outcome,
+            Ok(Read::Miss {
+                kind: MissKind::Leased,
+                leased: false,
+                ..
+            })
+        )
+    {
+        rec.add(|c| &c.lock_waits, 1);
+        let deadline = tokio::time::Instant::now() + cache.0.lock_wait;
+        let mut delay = Duration::from_millis(5);
+        while matches!(
+            outcome,
+            Ok(Read::Miss {
+                kind: MissKind::Leased,
+                leased: false,
+                ..
+            })
+        ) {
+            if tokio::time::Instant::now() + delay > deadline {
+                rec.add(|c| &c.lock_timeouts, 1);
+                tracing::debug!(
+                    key,
+                    "waited the whole lock wait for another process's load; loading here"
+                );
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+            outcome = cache.0.backend.read(key, &read).await;
+        }
+    }
     if let Ok(Read::Hit(bytes)) = &outcome {
         match decode_entry::<C, T>(bytes) {
             Decoded::Value(value) => {
                 rec.add(|c| &c.hits, 1);
-                return Lookup::Hit(value);
+                let Ok(Read::Hit(bytes)) = outcome else {
+                    unreachable!("matched above")
+                };
+                return Lookup::Hit(value, bytes);
             }
             Decoded::Mismatch(why) => {
                 rec.add(|c| &c.decode_errors, 1);
                 tracing::debug!(key, reason = ?why, "cached bytes do not decode as {}; treating as a miss", std::any::type_name::<T>());
                 // Rare: a second round trip to reserve the key over the bad bytes.
                 read.force_miss = true;
-                outcome = cache.0.backend.read(&key, &read).await;
+                outcome = cache.0.backend.read(key, &read).await;
             }
         }
     }
@@ -201,12 +239,12 @@ async fn lookup<C: Codec, T: Cacheable>(
             }
             let lease = leased.then(|| LeaseGuard {
                 cache: cache.clone(),
-                key: key.clone(),
+                key: key.to_owned(),
                 lease,
                 armed: true,
             });
             Lookup::Miss(Fill {
-                key,
+                key: key.to_owned(),
                 lease,
                 tags: tags.into_iter().zip(versions).collect(),
             })
@@ -217,12 +255,13 @@ async fn lookup<C: Codec, T: Cacheable>(
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
-            cache.log_failure("read", site.template, &key, &e);
+            cache.log_failure("read", site.template, key, &e);
             Lookup::Bypass
         }
     }
 }
 
+/// Stores `value` under the fill's lease; the stored bytes when it landed.
 async fn store<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
@@ -230,133 +269,248 @@ async fn store<C: Codec, T: Cacheable>(
     mut fill: Fill,
     value: &T,
     ttl: Duration,
-) {
+) -> Option<Arc<[u8]>> {
     // Without the lease another caller is filling this key.
-    if fill.lease.is_none() {
-        return;
-    }
-    let bytes = match encode_entry::<C, T>(value, &fill.tags) {
-        Ok(bytes) => bytes,
+    fill.lease.as_ref()?;
+    let bytes: Arc<[u8]> = match encode_entry::<C, T>(value, &fill.tags) {
+        Ok(bytes) => bytes.into(),
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("write", site.template, &fill.key, &e);
             fill.give_back().await;
-            return;
+            return None;
         }
     };
-    let Some(mut guard) = fill.lease.take() else {
-        return;
-    };
+    let mut guard = fill.lease.take()?;
     // Stored or not, the fill script settles the lease.
     guard.armed = false;
     let tag_keys: Vec<String> = std::mem::take(&mut fill.tags)
         .into_iter()
         .map(|(k, _)| k)
         .collect();
+    let ttl = jittered(ttl, site.jitter);
     match cache
         .0
         .backend
-        .fill(&fill.key, &guard.lease, &tag_keys, bytes, ttl)
+        .fill(&fill.key, &guard.lease, &tag_keys, &bytes, ttl)
         .await
     {
-        Ok(true) => rec.add(|c| &c.stores, 1),
+        Ok(true) => {
+            rec.add(|c| &c.stores, 1);
+            Some(bytes)
+        }
         Ok(false) => {
             rec.add(|c| &c.fills_dropped, 1);
             tracing::debug!(
                 key = fill.key,
                 "an invalidation came while this value loaded; not storing it"
             );
+            None
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("write", site.template, &fill.key, &e);
+            None
         }
     }
+}
+
+/// Shortens a TTL by a random part of `jitter` (0 to < 1), so entries
+/// written together do not all expire together; never longer than `ttl`.
+fn jittered(ttl: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return ttl;
+    }
+    ttl.mul_f64(1.0 - jitter * rand::random::<f64>())
+        .max(Duration::from_millis(1))
 }
 
 fn count_load(rec: &Recorder<'_>) {
     rec.add(|c| &c.loads, 1);
 }
 
-/// `#[cached]` on a function returning a plain `T`: every value is stored.
-pub async fn cached<C: Codec, T: Cacheable, F: Future<Output = T>>(
+/// Read, load on a miss, store: one caller's path, and what it can share.
+#[allow(clippy::too_many_arguments)]
+async fn direct<C, S, O, F>(
+    cache: &Cache,
+    rec: &Recorder<'_>,
+    site: &'static Site,
+    key: &str,
+    request: &Request,
+    body: F,
+    store_as: &impl for<'a> Fn(&'a O) -> Option<(&'a S, Duration)>,
+    unstore: impl FnOnce(S) -> O,
+) -> (O, Outcome)
+where
+    C: Codec,
+    S: Cacheable,
+    F: Future<Output = O>,
+{
+    match lookup::<C, S>(cache, rec, site, key, request).await {
+        Lookup::Hit(value, bytes) => (unstore(value), Outcome::Entry(bytes.into())),
+        Lookup::Miss(fill) => {
+            let out = body.await;
+            count_load(rec);
+            match store_as(&out) {
+                Some((value, ttl)) => {
+                    let stored = store::<C, S>(cache, rec, site, fill, value, ttl).await;
+                    (out, stored.map_or(Outcome::Nothing, Outcome::Entry))
+                }
+                None => {
+                    fill.give_back().await;
+                    (out, Outcome::Nothing)
+                }
+            }
+        }
+        Lookup::Bypass => {
+            count_load(rec);
+            (body.await, Outcome::Nothing)
+        }
+    }
+}
+
+/// The one path behind `cached`, `cached_result` and `cached_option`:
+/// single-flight in the process around [`direct`]. `store_as` says what to
+/// store (and for how long) for an output; `unstore` rebuilds an output
+/// from a stored value.
+async fn through<C, S, O, F>(
     cache: Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     body: F,
-) -> T {
+    store_as: impl for<'a> Fn(&'a O) -> Option<(&'a S, Duration)>,
+    unstore: impl FnOnce(S) -> O,
+) -> O
+where
+    C: Codec,
+    S: Cacheable,
+    F: Future<Output = O>,
+{
     let rec = cache.recorder(Some(site.template));
-    match lookup::<C, T>(&cache, &rec, site, request).await {
-        Lookup::Hit(value) => value,
-        Lookup::Miss(fill) => {
-            let value = body.await;
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => {
+            rec.add(|c| &c.errors, 1);
+            cache.log_failure("key building", site.template, "", &e);
             count_load(&rec);
-            store::<C, T>(&cache, &rec, site, fill, &value, site.ttl).await;
-            value
+            return body.await;
         }
-        Lookup::Bypass => {
+    };
+    let key = cache.full_key(&request.key).into_owned();
+    if flight::leading(&key) {
+        // A recursive call with the same key: waiting would wait for itself.
+        return direct::<C, S, O, F>(&cache, &rec, site, &key, &request, body, &store_as, unstore)
+            .await
+            .0;
+    }
+    match cache.0.flights.join(&key) {
+        Join::Leader(leader) => {
+            let run =
+                direct::<C, S, O, F>(&cache, &rec, site, &key, &request, body, &store_as, unstore);
+            let (out, outcome) = flight::as_leader(&key, run).await;
+            leader.finish(outcome);
+            out
+        }
+        Join::Follower(slot) => {
+            rec.add(|c| &c.coalesced, 1);
+            if let Outcome::Entry(bytes) = flight::wait(slot).await {
+                if let Decoded::Value(value) = decode_entry::<C, S>(&bytes) {
+                    return unstore(value);
+                }
+            }
+            // The leader stored nothing to share: run this caller's own body.
             count_load(&rec);
             body.await
         }
     }
 }
 
-/// `#[cached]` on a function returning `Result<T, E>`: only `Ok` is stored.
-pub async fn cached_result<C: Codec, T: Cacheable, E, F: Future<Output = Result<T, E>>>(
+/// `cache_if` / `unless` absent: store every value.
+pub fn always<V: ?Sized>(_: &V) -> bool {
+    true
+}
+
+/// `unless` absent.
+pub fn never<V: ?Sized>(_: &V) -> bool {
+    false
+}
+
+/// `cache_if = a, unless = b`: store when `a` holds and `b` does not. `V` is
+/// named by the macro so a bare closure's parameter type is known.
+pub fn keep<V: ?Sized, A: Fn(&V) -> bool, B: Fn(&V) -> bool>(a: A, b: B) -> impl Fn(&V) -> bool {
+    move |v| a(v) && !b(v)
+}
+
+/// `#[cached]` on a function returning a plain `T`: every value is stored.
+pub async fn cached<C: Codec, T: Cacheable, F: Future<Output = T>, K: Fn(&T) -> bool>(
     cache: Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     body: F,
+    keep: K,
+) -> T {
+    through::<C, T, T, F>(
+        cache,
+        site,
+        request,
+        body,
+        |v| keep(v).then_some((v, site.ttl)),
+        |v| v,
+    )
+    .await
+}
+
+/// `#[cached]` on a function returning `Result<T, E>`: only `Ok` is stored.
+pub async fn cached_result<
+    C: Codec,
+    T: Cacheable,
+    E,
+    F: Future<Output = Result<T, E>>,
+    K: Fn(&T) -> bool,
+>(
+    cache: Cache,
+    site: &'static Site,
+    request: Result<Request, Error>,
+    body: F,
+    keep: K,
 ) -> Result<T, E> {
-    let rec = cache.recorder(Some(site.template));
-    match lookup::<C, T>(&cache, &rec, site, request).await {
-        Lookup::Hit(value) => Ok(value),
-        Lookup::Miss(fill) => {
-            let result = body.await;
-            count_load(&rec);
-            match &result {
-                Ok(value) => store::<C, T>(&cache, &rec, site, fill, value, site.ttl).await,
-                Err(_) => fill.give_back().await,
-            }
-            result
-        }
-        Lookup::Bypass => {
-            count_load(&rec);
-            body.await
-        }
-    }
+    through::<C, T, Result<T, E>, F>(
+        cache,
+        site,
+        request,
+        body,
+        |r| r.as_ref().ok().filter(|v| keep(v)).map(|v| (v, site.ttl)),
+        Ok,
+    )
+    .await
 }
 
 /// `#[cached]` on a function returning `Option<T>`: `Some` is stored for
 /// the TTL; `None` only when `none_ttl` is set, for that long.
-pub async fn cached_option<C: Codec, T: Cacheable, F: Future<Output = Option<T>>>(
+pub async fn cached_option<
+    C: Codec,
+    T: Cacheable,
+    F: Future<Output = Option<T>>,
+    K: Fn(&T) -> bool,
+>(
     cache: Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     body: F,
+    keep: K,
 ) -> Option<T> {
-    let rec = cache.recorder(Some(site.template));
-    match lookup::<C, Option<T>>(&cache, &rec, site, request).await {
-        Lookup::Hit(value) => value,
-        Lookup::Miss(fill) => {
-            let value = body.await;
-            count_load(&rec);
-            let ttl = if value.is_some() {
-                Some(site.ttl)
-            } else {
-                site.none_ttl
-            };
-            match ttl {
-                Some(ttl) => store::<C, Option<T>>(&cache, &rec, site, fill, &value, ttl).await,
-                None => fill.give_back().await,
-            }
-            value
-        }
-        Lookup::Bypass => {
-            count_load(&rec);
-            body.await
-        }
-    }
+    through::<C, Option<T>, Option<T>, F>(
+        cache,
+        site,
+        request,
+        body,
+        |o| match o {
+            Some(v) => keep(v).then_some((o, site.ttl)),
+            None => site.none_ttl.map(|ttl| (o, ttl)),
+        },
+        |v| v,
+    )
+    .await
 }
 
 /// One pattern or tag of an `#[invalidates]`: its template, and what it built.
@@ -421,6 +575,7 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
             cache.enqueue(failed);
         }
     }
+    cache.0.flights.invalidated();
 }
 
 /// Never throttled: a failed invalidation means stale data until it lands.

@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, redact};
 use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry, parse_entry};
+use crate::flight::Flights;
 use crate::key::Pattern;
 use crate::replay::Queue;
 use crate::stats::{Recorder, Stats, StatsRegistry};
@@ -19,6 +20,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(3);
 /// Where tag versions live, under the namespace.
 const TAG_PREFIX: &str = "__cachemacro:tag:";
 /// While a backend keeps failing, one warning per this interval; the rest go to debug.
@@ -66,6 +68,10 @@ pub(crate) struct Inner {
     pub(crate) replaying: tokio::sync::Mutex<()>,
     pub(crate) replayer_running: AtomicBool,
     pub(crate) queue_capacity: usize,
+    /// Single-flight in this process (see `flight`).
+    pub(crate) flights: Flights,
+    /// How long `lock = true` waits for another process's load.
+    pub(crate) lock_wait: Duration,
 }
 
 impl std::fmt::Debug for Cache {
@@ -108,6 +114,7 @@ pub struct CacheBuilder {
     memory_bytes: u64,
     lease_ttl: Duration,
     queue_capacity: usize,
+    lock_wait: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -120,6 +127,7 @@ impl Default for CacheBuilder {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             lease_ttl: DEFAULT_LEASE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -164,6 +172,13 @@ impl CacheBuilder {
     /// store it; a crashed loader blocks fills of that key for this long.
     pub fn fill_lease(mut self, lease: Duration) -> Self {
         self.lease_ttl = lease;
+        self
+    }
+
+    /// How long a `#[cached(lock = true)]` call waits for another process's
+    /// load of the same key before loading itself (default 3 s).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 
@@ -230,6 +245,7 @@ impl CacheBuilder {
         let inner = Arc::get_mut(&mut cache.0).expect("a new cache has one handle");
         inner.lease_ttl = self.lease_ttl;
         inner.queue_capacity = self.queue_capacity;
+        inner.lock_wait = self.lock_wait;
         Ok(cache)
     }
 }
@@ -312,6 +328,8 @@ impl Cache {
             replaying: tokio::sync::Mutex::new(()),
             replayer_running: AtomicBool::new(false),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            flights: Flights::default(),
+            lock_wait: DEFAULT_LOCK_WAIT,
         }))
     }
 
@@ -644,6 +662,7 @@ impl Cache {
             .await
             .map_err(|(e, _)| e);
         rec.record_invalidation(result.is_ok());
+        self.0.flights.invalidated();
         result
     }
 

@@ -35,6 +35,7 @@ mod cache;
 mod codec;
 mod default;
 mod error;
+mod flight;
 mod key;
 pub mod registry;
 mod replay;

@@ -153,6 +153,7 @@ impl Cache {
         self.0.has_pending.store(!empty, Release);
         drop(queue);
         if landed > 0 {
+            self.0.flights.invalidated();
             self.recorder(None)
                 .add(|c| &c.invalidations_replayed, landed as u64);
             tracing::info!(replayed = landed, "queued cache invalidations landed");

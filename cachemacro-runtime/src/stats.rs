@@ -83,6 +83,13 @@ counters! {
     /// Calls that ran their body without the cache because invalidations
     /// were still waiting to be replayed.
     bypassed,
+    /// Calls that waited for another caller's read or load of the same key
+    /// in this process instead of doing their own (single-flight).
+    coalesced,
+    /// Calls (`lock = true`) that waited for another process's load.
+    lock_waits,
+    /// Lock waits that ran out and loaded anyway.
+    lock_timeouts,
 }
 
 impl Stats {

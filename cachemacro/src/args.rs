@@ -29,6 +29,14 @@ pub struct CachedArgs {
     pub krate: Option<Path>,
     /// `tags = ["user:<user_id>", …]`.
     pub tags: Option<Vec<LitStr>>,
+    /// `lock = true`: wait for another process's load instead of loading too.
+    pub lock: Option<LitBool>,
+    /// `jitter = "10%"`: each entry's TTL shortened by up to this fraction.
+    pub jitter: Option<(f64, Span)>,
+    /// `cache_if = |value| …`: store only values for which this holds.
+    pub cache_if: Option<Expr>,
+    /// `unless = |value| …`: do not store values for which this holds.
+    pub unless: Option<Expr>,
     /// Every malformed, unknown or duplicate argument.
     pub errors: Option<syn::Error>,
 }
@@ -55,6 +63,10 @@ const CACHED_ARGS: &[(&str, &str)] = &[
     ("cache", "cache = self.cache"),
     ("codec", "codec = my_codecs::Json"),
     ("tags", "tags = [\"user:<user_id>\"]"),
+    ("lock", "lock = true"),
+    ("jitter", "jitter = \"10%\""),
+    ("cache_if", "cache_if = |rows| !rows.is_empty()"),
+    ("unless", "unless = |rows| rows.is_empty()"),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
 const INVALIDATES_ARGS: &[(&str, &str)] = &[
@@ -322,6 +334,36 @@ fn parse_lit_list(
     Ok(list.into_iter().collect())
 }
 
+/// `jitter = "10%"`: a percentage from 0 to 100 (exclusive of 100).
+fn parse_percent(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<(f64, Span)> {
+    let lit = parse_lit_str(name, input, example)?;
+    let text = lit.value();
+    let value = text
+        .trim()
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .filter(|p| (0.0..100.0).contains(p))
+        .ok_or_else(|| {
+            syn::Error::new(
+                lit.span(),
+                format!(
+                    "`{name}` takes a percentage below 100, as in `{example}`; `{text}` is not one"
+                ),
+            )
+        })?;
+    Ok((value / 100.0, lit.span()))
+}
+
+/// `cache_if = |value| …`: any expression callable as `Fn(&V) -> bool`.
+fn parse_predicate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Expr> {
+    input.parse::<Expr>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{name}` takes a closure or function over a reference to the value, as in `{example}`"),
+        )
+    })
+}
+
 /// `before = true`.
 fn parse_bool(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<LitBool> {
     let lit = input.parse::<LitBool>().map_err(|e| {
@@ -446,6 +488,30 @@ impl Parse for CachedArgs {
                 "tags" => set(
                     &mut args.tags,
                     parse_lit_list(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "lock" => set(
+                    &mut args.lock,
+                    parse_bool(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "jitter" => set(
+                    &mut args.jitter,
+                    parse_percent(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "cache_if" => set(
+                    &mut args.cache_if,
+                    parse_predicate(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "unless" => set(
+                    &mut args.unless,
+                    parse_predicate(&name, input, example)?,
                     &name,
                     errors,
                 ),

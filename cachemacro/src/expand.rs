@@ -200,11 +200,35 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     // so "`X` cannot be stored in the cache" appears once, there. The
     // stored type itself is inferred from the body, not repeated here.
     let (function, stored, holes) = match &f.returns {
-        Returns::Plain(Some(ty)) => ("cached", ty.span(), quote!(_, _)),
-        Returns::Plain(None) => ("cached", Span::call_site(), quote!(_, _)),
-        Returns::Result { ok } => ("cached_result", ok.span(), quote!(_, _, _)),
-        Returns::Option { inner } => ("cached_option", inner.span(), quote!(_, _)),
+        Returns::Plain(Some(ty)) => ("cached", ty.span(), quote!(_, _, _)),
+        Returns::Plain(None) => ("cached", Span::call_site(), quote!(_, _, _)),
+        Returns::Result { ok } => ("cached_result", ok.span(), quote!(_, _, _, _)),
+        Returns::Option { inner } => ("cached_option", inner.span(), quote!(_, _, _)),
     };
+    // `cache_if` / `unless` see a reference to the value that would be
+    // stored (the `Ok` or `Some` value). Naming its type lets a bare
+    // closure such as `|rows| !rows.is_empty()` type-check.
+    let keep = if f.cache_if.is_none() && f.unless.is_none() {
+        quote!(__cachemacro_private::always)
+    } else {
+        let value_ty = match &f.returns {
+            Returns::Plain(Some(ty)) => ty.to_token_stream(),
+            Returns::Plain(None) => quote!(()),
+            Returns::Result { ok } => ok.to_token_stream(),
+            Returns::Option { inner } => inner.to_token_stream(),
+        };
+        let cache_if = f.cache_if.map_or_else(
+            || quote!(__cachemacro_private::always),
+            |e| e.to_token_stream(),
+        );
+        let unless = f.unless.map_or_else(
+            || quote!(__cachemacro_private::never),
+            |e| e.to_token_stream(),
+        );
+        quote!(__cachemacro_private::keep::<#value_ty, _, _>(#cache_if, #unless))
+    };
+    let lock = f.lock;
+    let jitter = f.jitter;
     // A user's codec keeps its own spans: "not a `Codec`" lands on it.
     let codec = match f.codec {
         Some(path) => path.to_token_stream(),
@@ -216,7 +240,7 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     let block = &f.func.block;
     let invoke = call(
         quote!(#callee #turbofish #codec #rest),
-        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, async move #block),
+        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, async move #block, #keep),
         stored,
     );
     let await_ = respan(quote!(.await), stored);
@@ -231,6 +255,8 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
             ttl: __cachemacro_private::millis(#ttl),
             none_ttl: #none_ttl,
             tags: &[#(#tag_templates),*],
+            lock: #lock,
+            jitter: #jitter,
         };
         __cachemacro_private::inventory::submit! {
             __cachemacro_private::Registration::Cached(&__CACHEMACRO_SITE)

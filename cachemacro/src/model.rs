@@ -53,6 +53,11 @@ pub struct CachedFn<'a> {
     pub krate: Path,
     pub returns: Returns<'a>,
     pub tags: Vec<Key<'a>>,
+    pub lock: bool,
+    /// Fraction of the TTL, 0 to < 1.
+    pub jitter: f64,
+    pub cache_if: Option<&'a Expr>,
+    pub unless: Option<&'a Expr>,
 }
 
 pub struct InvalidatingFn<'a> {
@@ -278,6 +283,10 @@ impl<'a> CachedFn<'a> {
             krate: args.krate.clone().unwrap_or_else(default_crate),
             returns,
             tags,
+            lock: args.lock.as_ref().is_some_and(|b| b.value),
+            jitter: args.jitter.map_or(0.0, |(j, _)| j),
+            cache_if: args.cache_if.as_ref(),
+            unless: args.unless.as_ref(),
         })
     }
 }

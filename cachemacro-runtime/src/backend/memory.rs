@@ -255,9 +255,10 @@ impl MemoryBackend {
         key: &str,
         lease: &Lease,
         tags: &[String],
-        bytes: Vec<u8>,
+        bytes: &[u8],
         ttl: Duration,
     ) -> bool {
+        let bytes = bytes.to_vec();
         let result = self
             .entries
             .entry(key.to_owned())

@@ -125,7 +125,7 @@ impl Backend {
         key: &str,
         lease: &Lease,
         tags: &[String],
-        bytes: Vec<u8>,
+        bytes: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
         dispatch!(self.fill(key, lease, tags, bytes, ttl))

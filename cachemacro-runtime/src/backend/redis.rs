@@ -333,7 +333,7 @@ impl RedisBackend {
         key: &str,
         lease: &Lease,
         tags: &[String],
-        bytes: Vec<u8>,
+        bytes: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
         let stored: i64 = self

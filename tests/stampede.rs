@@ -1,0 +1,258 @@
+//! Stampedes: concurrent callers of a cold key share one load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachemacro_runtime::{Cache, cached};
+use cachemacro_tests::{Backend, on_both_backends};
+use tokio::sync::Notify;
+
+/// Counts body runs and can hold the body until released.
+#[derive(Default)]
+struct Db {
+    runs: AtomicU64,
+    gate: Notify,
+}
+
+#[cached(key = "hot:<id>", ttl = "10m", cache = cache)]
+async fn hot(cache: &Cache, db: &Db, id: u32) -> Result<u64, String> {
+    db.runs.fetch_add(1, SeqCst);
+    db.gate.notified().await;
+    Ok(u64::from(id) * 10)
+}
+
+#[cached(key = "failing:<id>", ttl = "10m", cache = cache)]
+async fn failing(cache: &Cache, db: &Db, id: u32) -> Result<u64, String> {
+    let run = db.runs.fetch_add(1, SeqCst);
+    db.gate.notified().await;
+    if run == 0 {
+        Err("database down".into())
+    } else {
+        Ok(u64::from(id))
+    }
+}
+
+#[cached(key = "panicky:<id>", ttl = "10m", cache = cache)]
+async fn panicky(cache: &Cache, db: &Db, id: u32) -> u64 {
+    let run = db.runs.fetch_add(1, SeqCst);
+    db.gate.notified().await;
+    assert!(run > 0, "the first load panics");
+    u64::from(id)
+}
+
+/// Releases held bodies until `done` reports every task finished.
+async fn release_until<T>(
+    db: &Db,
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut out = Vec::new();
+    for t in tasks {
+        let mut t = t;
+        loop {
+            db.gate.notify_waiters();
+            match tokio::time::timeout(Duration::from_millis(5), &mut t).await {
+                Ok(result) => {
+                    out.push(result);
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+    out
+}
+
+fn spawn_many<T: Send + 'static>(
+    n: usize,
+    f: impl Fn() -> tokio::task::JoinHandle<T>,
+) -> Vec<tokio::task::JoinHandle<T>> {
+    (0..n).map(|_| f()).collect()
+}
+
+async fn a_thousand_cold_callers_run_the_body_once(b: Backend) {
+    let db = Arc::new(Db::default());
+    let tasks = spawn_many(1_000, || {
+        let (cache, db) = (b.cache.clone(), db.clone());
+        tokio::spawn(async move { hot(&cache, &db, 7).await })
+    });
+    // Every caller is in: the leader is held in its body, the rest wait.
+    while b.cache.stats().coalesced < 999 {
+        tokio::task::yield_now().await;
+    }
+    let results = release_until(&db, tasks).await;
+    assert!(results.into_iter().all(|r| r.unwrap() == Ok(70)));
+    assert_eq!(db.runs.load(SeqCst), 1, "one body run for 1000 callers");
+    let s = b.cache.stats();
+    assert_eq!((s.loads, s.coalesced), (1, 999), "{s:?}");
+}
+
+async fn an_error_releases_the_waiters_who_load_themselves(b: Backend) {
+    let db = Arc::new(Db::default());
+    let tasks = spawn_many(10, || {
+        let (cache, db) = (b.cache.clone(), db.clone());
+        tokio::spawn(async move { failing(&cache, &db, 3).await })
+    });
+    while b.cache.stats().coalesced < 9 {
+        tokio::task::yield_now().await;
+    }
+    let results: Vec<_> = release_until(&db, tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_err()).count(),
+        1,
+        "only the leader saw the error"
+    );
+    assert_eq!(
+        results.iter().filter(|r| **r == Ok(3)).count(),
+        9,
+        "each waiter ran its own body"
+    );
+}
+
+async fn a_panic_releases_the_waiters(b: Backend) {
+    let db = Arc::new(Db::default());
+    let tasks = spawn_many(5, || {
+        let (cache, db) = (b.cache.clone(), db.clone());
+        tokio::spawn(async move { panicky(&cache, &db, 4).await })
+    });
+    while b.cache.stats().coalesced < 4 {
+        tokio::task::yield_now().await;
+    }
+    let results = release_until(&db, tasks).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_err()).count(),
+        1,
+        "the leader panicked"
+    );
+    assert!(
+        results.into_iter().flatten().all(|v| v == 4),
+        "no waiter hung or failed"
+    );
+}
+
+async fn different_keys_never_wait_on_each_other(b: Backend) {
+    let db = Arc::new(Db::default());
+    let held = {
+        let (cache, db) = (b.cache.clone(), db.clone());
+        tokio::spawn(async move { hot(&cache, &db, 1).await })
+    };
+    while db.runs.load(SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Key 1's load is held; key 2 must still complete (its body is released below).
+    let other = {
+        let (cache, db) = (b.cache.clone(), db.clone());
+        tokio::spawn(async move { hot(&cache, &db, 2).await })
+    };
+    while db.runs.load(SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(b.cache.stats().coalesced, 0);
+    let results = release_until(&db, vec![other, held]).await;
+    assert_eq!(
+        results.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(),
+        [Ok(20), Ok(10)]
+    );
+}
+
+/// `depth` is not in the key: every level of the recursion uses one key.
+#[cached(key = "tree:<node>", ttl = "10m", cache = cache)]
+async fn subtree_size(cache: &Cache, node: u32, depth: u32) -> u32 {
+    if depth == 0 {
+        1
+    } else {
+        1 + Box::pin(subtree_size(cache, node, depth - 1)).await
+    }
+}
+
+async fn recursion_on_the_same_key_does_not_deadlock(b: Backend) {
+    let size = tokio::time::timeout(Duration::from_secs(10), subtree_size(&b.cache, 1, 3)).await;
+    assert_eq!(size.expect("no deadlock"), 4);
+}
+
+#[cached(key = "search:<q>", ttl = "10m", cache = cache, cache_if = |rows| !rows.is_empty())]
+async fn search(cache: &Cache, q: &str) -> Vec<String> {
+    if q == "none" {
+        vec![]
+    } else {
+        vec![q.to_uppercase()]
+    }
+}
+
+#[cached(key = "user:<id>", ttl = "10m", cache = cache, unless = |name: &String| name.starts_with("tmp"))]
+async fn user_name(cache: &Cache, id: u32) -> Option<String> {
+    Some(if id == 0 {
+        "tmp-guest".into()
+    } else {
+        format!("user{id}")
+    })
+}
+
+async fn cache_if_and_unless_choose_what_is_stored(b: Backend) {
+    let c = &b.cache;
+    search(c, "none").await;
+    search(c, "cats").await;
+    assert_eq!(
+        c.get::<Vec<String>>("search:none").await.unwrap(),
+        None,
+        "empty result not stored"
+    );
+    assert_eq!(
+        c.get::<Vec<String>>("search:cats").await.unwrap(),
+        Some(vec!["CATS".into()])
+    );
+    user_name(c, 0).await;
+    user_name(c, 1).await;
+    assert_eq!(
+        c.get::<Option<String>>("user:0").await.unwrap(),
+        None,
+        "`unless` held"
+    );
+    assert_eq!(
+        c.get::<Option<String>>("user:1").await.unwrap(),
+        Some(Some("user1".into()))
+    );
+}
+
+#[cached(key = "jittered:<i>", ttl = 100, jitter = "20%", cache = cache)]
+async fn jittered(cache: &Cache, i: u32) -> u32 {
+    i
+}
+
+async fn jitter_spreads_expiries_within_bounds(b: Backend) {
+    let Some(server) = &b.server else { return };
+    let mut raw = server.raw().await;
+    let mut ttls = Vec::new();
+    for i in 0..50 {
+        jittered(&b.cache, i).await;
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(server.stored_key(&format!("jittered:{i}")))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        ttls.push(ms);
+    }
+    assert!(
+        ttls.iter().all(|&ms| (79_000..=100_000).contains(&ms)),
+        "{ttls:?}"
+    );
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(
+        spread > 5_000,
+        "entries written together expire apart: {ttls:?}"
+    );
+}
+
+on_both_backends!(
+    a_thousand_cold_callers_run_the_body_once,
+    an_error_releases_the_waiters_who_load_themselves,
+    a_panic_releases_the_waiters,
+    different_keys_never_wait_on_each_other,
+    recursion_on_the_same_key_does_not_deadlock,
+    cache_if_and_unless_choose_what_is_stored,
+    jitter_spreads_expiries_within_bounds,
+);
