@@ -397,8 +397,8 @@ where
         }
     };
     let key = cache.full_key(&request.key).into_owned();
-    if flight::leading(&key) {
-        // A recursive call with the same key: waiting would wait for itself.
+    if !cache.0.single_flight || flight::leading(&key) {
+        // Off, or a recursive call with the same key (waiting would wait for itself).
         return direct::<C, S, O, F>(&cache, &rec, site, &key, &request, body, &store_as, unstore)
             .await
             .0;

@@ -72,6 +72,7 @@ pub(crate) struct Inner {
     pub(crate) flights: Flights,
     /// How long `lock = true` waits for another process's load.
     pub(crate) lock_wait: Duration,
+    pub(crate) single_flight: bool,
 }
 
 impl std::fmt::Debug for Cache {
@@ -115,6 +116,7 @@ pub struct CacheBuilder {
     lease_ttl: Duration,
     queue_capacity: usize,
     lock_wait: Duration,
+    single_flight: bool,
 }
 
 impl Default for CacheBuilder {
@@ -128,6 +130,7 @@ impl Default for CacheBuilder {
             lease_ttl: DEFAULT_LEASE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             lock_wait: DEFAULT_LOCK_WAIT,
+            single_flight: true,
         }
     }
 }
@@ -179,6 +182,14 @@ impl CacheBuilder {
     /// load of the same key before loading itself (default 3 s).
     pub fn lock_wait(mut self, wait: Duration) -> Self {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Whether concurrent callers of one key in this process share one read
+    /// and one load (default `true`; see the `flight` module docs). Off, each
+    /// caller reads, and on a miss loads, for itself.
+    pub fn single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
         self
     }
 
@@ -246,6 +257,7 @@ impl CacheBuilder {
         inner.lease_ttl = self.lease_ttl;
         inner.queue_capacity = self.queue_capacity;
         inner.lock_wait = self.lock_wait;
+        inner.single_flight = self.single_flight;
         Ok(cache)
     }
 }
@@ -330,6 +342,7 @@ impl Cache {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             flights: Flights::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
+            single_flight: true,
         }))
     }
 
