@@ -38,7 +38,7 @@ async fn hit_after_miss(b: Backend) {
         Ok(vec!["favourites of 42".to_string()])
     );
     let s = c.stats();
-    assert_eq!((s.hits, s.misses, s.loads, s.stores), (1, 1, 1, 1));
+    assert_eq!((s.hits, s.misses, s.loads, s.stores), (1, 1, 1, 1), "{s:?}");
     let f = s.family(COLLECTIONS).expect("family is counted");
     assert_eq!((f.hits, f.misses, f.loads), (1, 1, 1));
     assert!(s.family("no-such:<family>").is_none());

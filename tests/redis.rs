@@ -350,3 +350,65 @@ async fn prefix_delete_pages_through_scan_and_matches_literally() {
     );
     assert_eq!(cache.delete_pattern("explore[q]*").await.unwrap(), 1);
 }
+
+#[cached(key = "tagged:<id>", ttl = "1h", tags = ["t:<id>"], cache = cache)]
+async fn tagged(cache: &Cache, id: u32) -> u32 {
+    id
+}
+
+/// A read that timed out on a stalled server may take its lease there
+/// later; it is given back, so the key does not stay unfillable for the
+/// whole lease time (60 s here).
+#[tokio::test]
+async fn a_read_that_timed_out_does_not_leave_the_key_reserved() {
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = Cache::builder()
+        .url(server.url())
+        .operation_timeout(Duration::from_millis(200))
+        .fill_lease(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    server.pause();
+    assert_eq!(bounded(tagged(&cache, 1)).await, 1);
+    server.resume();
+    eventually(async || {
+        tagged(&cache, 1).await;
+        cache.stats().stores == 1
+    })
+    .await;
+}
+
+/// Truncated entries and a tag version of the wrong size are misses, then
+/// overwritten: never a script error on every read.
+#[tokio::test]
+async fn truncated_entries_and_bad_tag_versions_are_misses() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cache = server.cache().await;
+    let mut raw = server.raw().await;
+    let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x02, 0x01];
+    truncated.extend_from_slice(&[0; 8]);
+    truncated.push(1); // one tag, then nothing
+    let _: () = redis::cmd("SET")
+        .arg(server.stored_key("tagged:2"))
+        .arg(truncated)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(server.stored_key("__cachemacro:tag:t:3"))
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(tagged(&cache, 2).await, 2);
+    assert_eq!(tagged(&cache, 3).await, 3);
+    assert_eq!(tagged(&cache, 2).await, 2);
+    assert_eq!(tagged(&cache, 3).await, 3);
+    let s = cache.stats();
+    assert_eq!((s.errors, s.stores, s.hits), (0, 2, 2), "{s:?}");
+}

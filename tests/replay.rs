@@ -104,22 +104,31 @@ async fn invalidations_during_an_outage_land_after_it() {
         exists(&server, "marker").await,
         "the server came back with its data, stale entries included"
     );
-    assert_eq!(
-        bounded(user_collections(&cache, 1)).await,
-        2,
-        "exact key: fresh"
-    );
-    assert_eq!(
-        bounded(user_sets(&cache, 2, "cats")).await,
-        "cats v2",
-        "prefix: fresh"
-    );
-    assert_eq!(bounded(user_collections(&cache, 3)).await, 2, "tag: fresh");
+    // Fresh at once (the cache is bypassed until the queue lands), and after.
+    for _ in 0..2 {
+        assert_eq!(
+            bounded(user_collections(&cache, 1)).await,
+            2,
+            "exact key: fresh"
+        );
+        assert_eq!(
+            bounded(user_sets(&cache, 2, "cats")).await,
+            "cats v2",
+            "prefix: fresh"
+        );
+        assert_eq!(bounded(user_collections(&cache, 3)).await, 2, "tag: fresh");
+        eventually("the queue replayed", async || {
+            cache.stats().invalidations_replayed == 3
+        })
+        .await;
+    }
+    let hits = cache.stats().hits;
     assert_eq!(
         bounded(user_sets(&cache, 1, "cats")).await,
         "cats v1",
-        "untouched entries still hit"
+        "untouched entries hit again"
     );
+    assert_eq!(cache.stats().hits, hits + 1);
     let s = cache.stats();
     assert_eq!(s.invalidations_replayed, 3, "{s:?}");
     assert_eq!(
@@ -213,4 +222,78 @@ async fn an_overflowing_queue_flushes_the_namespace() {
             "other namespace untouched"
         );
     }
+}
+
+#[cached(key = "big:<id>", ttl = "1h", cache = cache)]
+async fn big(cache: &Cache, id: usize) -> u64 {
+    ROWS[id].load(SeqCst)
+}
+
+#[invalidates("big:<id>", "sets:user:<id>:*", cache = cache)]
+async fn update_big(cache: &Cache, id: usize) {
+    ROWS[id].fetch_add(1, SeqCst);
+}
+
+/// A handler timeout that drops the call while its invalidations are in
+/// flight must not lose them.
+#[tokio::test]
+async fn a_cancelled_invalidation_is_queued_not_lost() {
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = server.cache().await;
+    big(&cache, 9).await;
+    server.pause();
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), update_big(&cache, 9)).await;
+    assert!(
+        cancelled.is_err(),
+        "the call was cut short while Redis stalled"
+    );
+    assert_eq!(
+        cache.stats().invalidations_queued,
+        2,
+        "both targets queued on cancellation"
+    );
+    server.resume();
+    eventually("the cancelled invalidation landed", async || {
+        cache.stats().invalidations_replayed == 2
+    })
+    .await;
+    assert!(!exists(&server, "big:9").await);
+    assert_eq!(
+        big(&cache, 9).await,
+        ROWS[9].load(SeqCst),
+        "fresh after the write"
+    );
+}
+
+/// The manual API's failures are queued too, and a bypassed read never
+/// touches the stalled server (no timeout to wait for).
+#[tokio::test]
+async fn manual_deletes_that_fail_are_queued_and_reads_bypass_without_waiting() {
+    let Some(server) = RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = server.cache().await;
+    user_collections(&cache, 10).await;
+    server.pause();
+    assert!(bounded(cache.delete("user-collections:10")).await.is_err());
+    assert_eq!(cache.stats().invalidations_queued, 1);
+    let errors = cache.stats().errors;
+    assert_eq!(
+        bounded(user_collections(&cache, 10)).await,
+        ROWS[10].load(SeqCst)
+    );
+    let s = cache.stats();
+    assert_eq!(
+        (s.errors, s.bypassed),
+        (errors, 1),
+        "bypassed without a round trip: {s:?}"
+    );
+    server.resume();
+    eventually("the delete landed", async || {
+        cache.stats().invalidations_replayed == 1
+    })
+    .await;
+    assert!(!exists(&server, "user-collections:10").await);
 }

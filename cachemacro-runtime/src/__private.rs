@@ -135,8 +135,19 @@ impl Drop for LeaseGuard {
                 std::mem::take(&mut self.key),
                 self.lease,
             );
+            // A read that timed out may still run on a stalled server and
+            // take its lease later: retry the (idempotent) release a while.
             runtime.spawn(async move {
-                let _ = cache.0.backend.release(&key, &lease).await;
+                let mut delay = Duration::from_millis(100);
+                for _ in 0..6 {
+                    if cache.0.backend.release(&key, &lease).await.is_ok()
+                        && delay > Duration::from_millis(100)
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
             });
         }
     }
@@ -161,12 +172,21 @@ async fn lookup<C: Codec, T: Cacheable>(
     key: &str,
     request: &Request,
 ) -> Lookup<T> {
-    if !cache.ready().await {
+    if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
         return Lookup::Bypass;
     }
     let tags: Vec<String> = request.tags.iter().map(|t| cache.tag_key(t)).collect();
     let lease = new_lease();
+    // Armed before the read: if the read errors, times out or is cancelled,
+    // the script may still have taken the lease on the server; the guard
+    // gives it back (a compare-and-delete, harmless if it was never taken).
+    let mut guard = LeaseGuard {
+        cache: cache.clone(),
+        key: key.to_owned(),
+        lease,
+        armed: true,
+    };
     let mut read = ReadRequest {
         tags: &tags,
         lease: &lease,
@@ -213,6 +233,7 @@ async fn lookup<C: Codec, T: Cacheable>(
         match decode_entry::<C, T>(bytes) {
             Decoded::Value(value) => {
                 rec.add(|c| &c.hits, 1);
+                guard.armed = false;
                 let Ok(Read::Hit(bytes)) = outcome else {
                     unreachable!("matched above")
                 };
@@ -237,12 +258,8 @@ async fn lookup<C: Codec, T: Cacheable>(
             if kind == MissKind::Unreadable && !read.force_miss {
                 rec.add(|c| &c.decode_errors, 1);
             }
-            let lease = leased.then(|| LeaseGuard {
-                cache: cache.clone(),
-                key: key.to_owned(),
-                lease,
-                armed: true,
-            });
+            guard.armed = leased;
+            let lease = leased.then_some(guard);
             Lookup::Miss(Fill {
                 key: key.to_owned(),
                 lease,
@@ -251,12 +268,13 @@ async fn lookup<C: Codec, T: Cacheable>(
         }
         Ok(Read::Hit(_)) => {
             rec.add(|c| &c.misses, 1);
+            guard.armed = false;
             Lookup::Bypass
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("read", site.template, key, &e);
-            Lookup::Bypass
+            Lookup::Bypass // the guard releases any lease the read took
         }
     }
 }
@@ -310,6 +328,8 @@ async fn store<C: Codec, T: Cacheable>(
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("write", site.template, &fill.key, &e);
+            // The fill may not have run: give the lease back.
+            guard.armed = true;
             None
         }
     }
@@ -558,7 +578,17 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
         targets.push((*template, cache.target(pattern)));
     }
     let full: Vec<Pattern> = targets.iter().map(|(_, t)| t.clone()).collect();
-    match cache.delete_targets(&full).await {
+    // If the caller is cancelled while the deletes are in flight (a handler
+    // timeout, a dropped request), the guard queues them: after the body
+    // ran, an invalidation is never lost silently.
+    let guard = CancelGuard {
+        cache,
+        site,
+        targets: Some(full.clone()),
+    };
+    let result = cache.delete_targets(&full, false).await;
+    guard.disarm();
+    match result {
         Ok(_) => {
             for (template, _) in &targets {
                 cache.recorder(Some(template)).record_invalidation(true);
@@ -576,6 +606,33 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
         }
     }
     cache.0.flights.invalidated();
+}
+
+/// Queues an invalidation whose call was dropped before it landed.
+struct CancelGuard<'a> {
+    cache: &'a Cache,
+    site: &'static InvalidationSite,
+    targets: Option<Vec<Pattern>>,
+}
+
+impl CancelGuard<'_> {
+    fn disarm(mut self) {
+        self.targets = None;
+    }
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(targets) = self.targets.take() {
+            tracing::warn!(
+                function = self.site.function,
+                file = self.site.file,
+                line = self.site.line,
+                "an invalidating call was cancelled before its invalidations landed; queued for replay"
+            );
+            self.cache.enqueue(targets);
+        }
+    }
 }
 
 /// Never throttled: a failed invalidation means stale data until it lands.

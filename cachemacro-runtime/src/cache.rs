@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::backend::Backend;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, redact};
+use crate::backend::{Backend, LEASE_MAGIC};
 use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry, parse_entry};
 use crate::flight::Flights;
 use crate::key::Pattern;
@@ -391,6 +391,12 @@ impl Cache {
     /// longer current.
     async fn read_checked(&self, full: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         let mut raws = self.0.backend.get_many(full).await?;
+        // A fill lease in the key: nothing stored yet, a plain miss.
+        for raw in &mut raws {
+            if raw.as_deref().is_some_and(|b| b.starts_with(&LEASE_MAGIC)) {
+                *raw = None;
+            }
+        }
         let mut tag_keys: Vec<String> = Vec::new();
         for raw in raws.iter().flatten() {
             if let Some(entry) = parse_entry(raw) {
@@ -424,7 +430,7 @@ impl Cache {
 
     /// Refuses while invalidations wait to be replayed.
     async fn gate(&self) -> Result<(), Error> {
-        if self.ready().await {
+        if self.ready() {
             Ok(())
         } else {
             self.recorder(None).add(|c| &c.bypassed, 1);
@@ -622,9 +628,12 @@ impl Cache {
 
     /// Deletes full targets: every exact key in one round trip, then each
     /// prefix. Returns how many keys went, or the targets that did not land.
+    /// With `stop_on_error` (replays) the first failure ends the attempt, so
+    /// an outage costs one timeout, not one per prefix.
     pub(crate) async fn delete_targets(
         &self,
         targets: &[Pattern],
+        stop_on_error: bool,
     ) -> Result<u64, (Error, Vec<Pattern>)> {
         let exact: Vec<String> = targets
             .iter()
@@ -647,6 +656,10 @@ impl Cache {
         }
         for target in targets {
             if let Pattern::Prefix(prefix) = target {
+                if stop_on_error && error.is_some() {
+                    failed.push(target.clone());
+                    continue;
+                }
                 match self.0.backend.delete_prefix(prefix).await {
                     Ok(n) => deleted += n,
                     Err(e) => {
@@ -663,20 +676,26 @@ impl Cache {
     }
 
     /// Deletes one exact key, prefix or tag, counting the invalidation (or
-    /// its failure) for `family`.
+    /// its failure) for `family`. A failure is also logged at warn and
+    /// queued for replay, as for generated invalidations, and returned.
     pub(crate) async fn invalidate(
         &self,
         family: Option<&'static str>,
         pattern: &Pattern,
     ) -> Result<u64, Error> {
         let rec = self.recorder(family);
+        let target = self.target(pattern);
         let result = self
-            .delete_targets(&[self.target(pattern)])
-            .await
-            .map_err(|(e, _)| e);
+            .delete_targets(std::slice::from_ref(&target), false)
+            .await;
         rec.record_invalidation(result.is_ok());
         self.0.flights.invalidated();
-        result
+        result.map_err(|(e, failed)| {
+            tracing::warn!(target = ?target, error = %e, backend = %self.describe(),
+                "cache delete failed; queued for replay, and this cache is bypassed until it lands");
+            self.enqueue(failed);
+            e
+        })
     }
 
     /// Logs a backend failure at warn at most once per [`WARN_EVERY`], so an

@@ -3,21 +3,29 @@
 //!
 //! ## Behavior
 //!
-//! * A failed invalidation (Redis down, timeout) is logged at warn, counted,
-//!   and its keys, prefixes and tags go in a queue (deduplicated).
-//! * While anything is queued, this cache is bypassed: calls run their body
-//!   and store nothing, so this process never serves an entry it failed to
-//!   invalidate. Each call first tries to replay the queue; a background
-//!   task also retries (with backoff, up to every 5 s) until it is empty.
+//! * A failed invalidation (Redis down, timeout), or one whose call was
+//!   cancelled before it landed, is logged at warn, counted, and its keys,
+//!   prefixes and tags go in a queue (deduplicated).
+//! * While anything is queued, this cache handle is bypassed: calls run
+//!   their body and store nothing, so it never serves an entry it failed to
+//!   invalidate. The check costs one atomic load; callers never wait for a
+//!   replay. A background task replays the queue (retrying every 100 ms,
+//!   backing off to 1 s), stopping at the first failure.
+//! * A target queued again while a replay is running is kept for the next
+//!   replay (each target carries a generation), so a newer invalidation is
+//!   never dropped because an older one of the same key landed.
 //! * The queue is bounded (10 000 by default). When full, the oldest entry
 //!   is dropped and the whole namespace is marked for a flush: the next
 //!   replay deletes every key under the namespace (every key in the database
 //!   when there is none) before the rest of the queue. Conservative, never
-//!   silent: logged at error and counted in `namespace_flushes`.
+//!   silent: logged at error and counted (`invalidations_dropped`,
+//!   `namespace_flushes`). A drop during a running flush schedules another.
+//! * The queue belongs to one `Cache` handle (and its clones): two handles
+//!   connected separately to the same Redis do not bypass for each other.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Weak;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use crate::cache::{Cache, Inner};
@@ -26,9 +34,21 @@ use crate::key::Pattern;
 /// Queued invalidations, over full (namespaced) keys.
 #[derive(Default)]
 pub(crate) struct Queue {
+    /// Oldest first.
     order: VecDeque<Pattern>,
-    set: HashSet<Pattern>,
+    /// Each queued target's generation, bumped whenever it is queued again.
+    generation: HashMap<Pattern, u64>,
+    next: u64,
     flush: bool,
+    /// Bumped by every overflow drop, so a flush that began before a drop
+    /// does not clear the flag the drop set.
+    flush_generation: u64,
+}
+
+/// What one replay works through.
+struct Snapshot {
+    flush: Option<u64>,
+    targets: Vec<(Pattern, u64)>,
 }
 
 impl Queue {
@@ -36,127 +56,173 @@ impl Queue {
         self.order.is_empty() && !self.flush
     }
 
-    /// Adds targets; returns whether the queue overflowed into a flush.
-    fn push(&mut self, targets: impl IntoIterator<Item = Pattern>, capacity: usize) -> bool {
-        let mut overflowed = false;
+    /// Adds targets; returns how many older ones were dropped to make room.
+    fn push(&mut self, targets: impl IntoIterator<Item = Pattern>, capacity: usize) -> u64 {
+        let mut dropped = 0;
         for target in targets {
-            if self.set.insert(target.clone()) {
+            self.next += 1;
+            if self.generation.insert(target.clone(), self.next).is_none() {
                 self.order.push_back(target);
             }
             while self.order.len() > capacity {
                 if let Some(oldest) = self.order.pop_front() {
-                    self.set.remove(&oldest);
+                    self.generation.remove(&oldest);
                 }
-                overflowed |= !self.flush;
+                dropped += 1;
                 self.flush = true;
+                self.flush_generation += 1;
             }
         }
-        overflowed
+        dropped
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            flush: self.flush.then_some(self.flush_generation),
+            targets: self
+                .order
+                .iter()
+                .map(|p| (p.clone(), self.generation[p]))
+                .collect(),
+        }
+    }
+
+    /// Forgets what a replay landed, unless it was queued again meanwhile.
+    fn landed(&mut self, flushed: Option<u64>, targets: &[(Pattern, u64)]) {
+        if flushed == Some(self.flush_generation) {
+            self.flush = false;
+        }
+        for (target, generation) in targets {
+            if self.generation.get(target) == Some(generation) {
+                self.generation.remove(target);
+            }
+        }
+        let generation = &self.generation;
+        self.order.retain(|p| generation.contains_key(p));
+    }
+}
+
+/// Clears `replayer_running` however the replay task ends (even when its
+/// runtime shuts down), then restarts it if something is still queued.
+struct RunningFlag(Weak<Inner>);
+
+impl Drop for RunningFlag {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.replayer_running.store(false, SeqCst);
+            if inner.has_pending.load(SeqCst) {
+                Cache(inner).spawn_replayer();
+            }
+        }
     }
 }
 
 impl Cache {
-    /// Queues invalidations that failed, over full keys, and makes sure a
-    /// replay task runs.
+    /// Queues invalidations that did not land, over full keys, and makes
+    /// sure a replay task runs.
     pub(crate) fn enqueue(&self, targets: Vec<Pattern>) {
+        if targets.is_empty() {
+            return;
+        }
         let n = targets.len() as u64;
-        let overflowed = {
+        let dropped = {
             let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let overflowed = queue.push(targets, self.0.queue_capacity);
-            self.0.has_pending.store(!queue.is_empty(), Release);
-            overflowed
+            let dropped = queue.push(targets, self.0.queue_capacity);
+            self.0.has_pending.store(!queue.is_empty(), SeqCst);
+            dropped
         };
         let rec = self.recorder(None);
         rec.add(|c| &c.invalidations_queued, n);
-        if overflowed {
+        if dropped > 0 {
+            rec.add(|c| &c.invalidations_dropped, dropped);
             rec.add(|c| &c.namespace_flushes, 1);
             tracing::error!(
                 namespace = %self.0.namespace,
                 capacity = self.0.queue_capacity,
+                dropped,
                 "the invalidation replay queue is full: the whole namespace will be cleared when the backend answers"
             );
         }
         self.spawn_replayer();
     }
 
-    fn spawn_replayer(&self) {
-        if self.0.replayer_running.swap(true, AcqRel) {
+    pub(crate) fn spawn_replayer(&self) {
+        if self.0.replayer_running.swap(true, SeqCst) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.0.replayer_running.store(false, Release);
+            self.0.replayer_running.store(false, SeqCst);
             return;
         };
         let weak: Weak<Inner> = std::sync::Arc::downgrade(&self.0);
         runtime.spawn(async move {
+            let _running = RunningFlag(weak.clone());
             let mut delay = Duration::from_millis(100);
             loop {
                 tokio::time::sleep(delay).await;
                 let Some(inner) = weak.upgrade() else { return };
-                let cache = Cache(inner);
-                if cache.replay().await {
-                    cache.0.replayer_running.store(false, Release);
-                    // Something queued after the last replay finished?
-                    if cache.0.has_pending.load(Acquire) {
-                        cache.spawn_replayer();
-                    }
+                if Cache(inner).replay().await {
                     return;
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(1));
             }
         });
     }
 
-    /// Whether the cache may be used: true when nothing is queued, or when
-    /// a replay just emptied the queue.
-    pub(crate) async fn ready(&self) -> bool {
-        !self.0.has_pending.load(Acquire) || self.replay().await
+    /// Whether the cache may be used: nothing is queued. Never waits: when
+    /// something is, the replay task is (re)started and the call bypasses.
+    pub(crate) fn ready(&self) -> bool {
+        if !self.0.has_pending.load(SeqCst) {
+            return true;
+        }
+        self.spawn_replayer();
+        false
     }
 
-    /// Replays the queue; true when it is empty afterwards. Only one replay
-    /// runs at a time; a caller that finds one running does not wait.
+    /// Replays the queue, stopping at the first failure; true when it is
+    /// empty afterwards. One replay runs at a time.
     pub(crate) async fn replay(&self) -> bool {
         let Ok(_guard) = self.0.replaying.try_lock() else {
             return false;
         };
-        let (flush, batch): (bool, Vec<Pattern>) = {
-            let queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-            (queue.flush, queue.order.iter().cloned().collect())
-        };
-        if flush {
+        let snapshot = self
+            .0
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .snapshot();
+        if snapshot.flush.is_some() {
             if let Err(e) = self.0.backend.delete_prefix(&self.0.namespace).await {
                 tracing::debug!(error = %e, "namespace flush not replayed yet");
                 return false;
             }
-            self.0
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .flush = false;
             tracing::warn!(namespace = %self.0.namespace, "namespace flushed after the invalidation queue overflowed");
         }
-        let failed = match self.delete_targets(&batch).await {
+        let targets: Vec<Pattern> = snapshot.targets.iter().map(|(p, _)| p.clone()).collect();
+        let failed = match self.delete_targets(&targets, true).await {
             Ok(_) => Vec::new(),
             Err((e, failed)) => {
                 tracing::debug!(error = %e, "queued invalidations not replayed yet");
                 failed
             }
         };
-        let landed = batch.len() - failed.len();
-        let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let q = &mut *queue;
-        for done in batch.iter().filter(|p| !failed.contains(p)) {
-            q.set.remove(done);
-        }
-        q.order.retain(|p| q.set.contains(p));
-        let empty = queue.is_empty();
-        self.0.has_pending.store(!empty, Release);
-        drop(queue);
-        if landed > 0 {
+        let done: Vec<(Pattern, u64)> = snapshot
+            .targets
+            .into_iter()
+            .filter(|(p, _)| !failed.contains(p))
+            .collect();
+        let empty = {
+            let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+            queue.landed(snapshot.flush, &done);
+            let empty = queue.is_empty();
+            self.0.has_pending.store(!empty, SeqCst);
+            empty
+        };
+        if !done.is_empty() || snapshot.flush.is_some() {
             self.0.flights.invalidated();
             self.recorder(None)
-                .add(|c| &c.invalidations_replayed, landed as u64);
-            tracing::info!(replayed = landed, "queued cache invalidations landed");
+                .add(|c| &c.invalidations_replayed, done.len() as u64);
+            tracing::info!(replayed = done.len(), "queued cache invalidations landed");
         }
         empty
     }
@@ -166,24 +232,43 @@ impl Cache {
 mod tests {
     use super::*;
 
+    fn exact(k: &str) -> Pattern {
+        Pattern::Exact(k.into())
+    }
+
     #[test]
     fn queue_dedups_and_overflows_into_a_flush() {
         let mut q = Queue::default();
-        assert!(!q.push([Pattern::Exact("a".into()), Pattern::Exact("a".into())], 2));
+        assert_eq!(q.push([exact("a"), exact("a")], 2), 0);
         assert_eq!(q.order.len(), 1);
-        assert!(!q.push([Pattern::Prefix("b:".into())], 2));
-        assert!(
-            q.push([Pattern::Exact("c".into())], 2),
+        assert_eq!(q.push([Pattern::Prefix("b:".into())], 2), 0);
+        assert_eq!(
+            q.push([exact("c")], 2),
+            1,
             "third distinct target overflows"
         );
         assert!(q.flush);
-        assert_eq!(
-            q.order,
-            [Pattern::Prefix("b:".into()), Pattern::Exact("c".into())]
-        );
-        assert!(
-            !q.push([Pattern::Exact("d".into())], 2),
-            "a flush is reported once"
-        );
+        assert_eq!(q.order, [Pattern::Prefix("b:".into()), exact("c")]);
+    }
+
+    #[test]
+    fn a_target_queued_again_during_a_replay_stays_queued() {
+        let mut q = Queue::default();
+        q.push([exact("k"), exact("other")], 10);
+        let snapshot = q.snapshot();
+        q.push([exact("k")], 10); // failed again while the replay ran
+        q.landed(snapshot.flush, &snapshot.targets);
+        assert_eq!(q.order, [exact("k")], "the newer invalidation of k is kept");
+    }
+
+    #[test]
+    fn a_drop_during_a_flush_keeps_the_flush_scheduled() {
+        let mut q = Queue::default();
+        q.push([exact("a"), exact("b")], 1);
+        let snapshot = q.snapshot();
+        assert!(snapshot.flush.is_some());
+        q.push([exact("x"), exact("y")], 1); // x dropped while the flush ran
+        q.landed(snapshot.flush, &snapshot.targets);
+        assert!(q.flush, "x is covered only by another flush");
     }
 }

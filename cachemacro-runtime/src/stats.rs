@@ -75,10 +75,14 @@ counters! {
     invalidations_queued,
     /// Queued invalidations that landed later.
     invalidations_replayed,
-    /// Times the queue overflowed and the whole namespace was cleared instead.
+    /// Queued invalidations dropped because the queue was full (a namespace
+    /// flush covers them).
+    invalidations_dropped,
+    /// Namespace flushes scheduled because the queue overflowed.
     namespace_flushes,
-    /// Loaded values not stored because an invalidation of their key, tag or
-    /// prefix came while they loaded (the race that would leave stale data).
+    /// Loaded values not stored because their fill lease was gone: an
+    /// invalidation of their key, tag or prefix came while they loaded (the
+    /// race that would leave stale data), or the lease expired.
     fills_dropped,
     /// Calls that ran their body without the cache because invalidations
     /// were still waiting to be replayed.

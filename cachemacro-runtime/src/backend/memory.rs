@@ -93,15 +93,19 @@ impl MemoryBackend {
         out
     }
 
+    /// Through the key's compute lock, like every write that may race a
+    /// fill (see [`MemoryBackend::remove`]).
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        let entry = Entry::new(value, Some(ttl));
         self.entries
-            .insert(key.to_owned(), Entry::new(value, Some(ttl)))
+            .entry(key.to_owned())
+            .and_compute_with(|_| async move { Op::Put(entry) })
             .await;
     }
 
     pub(crate) async fn set_many(&self, entries: Vec<(String, Vec<u8>)>, ttl: Duration) {
         for (key, value) in entries {
-            self.entries.insert(key, Entry::new(value, Some(ttl))).await;
+            self.set(&key, value, ttl).await;
         }
     }
 

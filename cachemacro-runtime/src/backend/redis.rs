@@ -51,7 +51,10 @@ local function current(v)
   if string.byte(v, 13) ~= #KEYS - 1 then return false end
   local pos = 14
   for i = 2, #KEYS do
-    local len = string.byte(v, pos) * 256 + string.byte(v, pos + 1)
+    local hi, lo = string.byte(v, pos, pos + 1)
+    if not lo then return false end
+    local len = hi * 256 + lo
+    if string.len(v) < pos + 9 + len then return false end
     if string.sub(v, pos + 2, pos + 1 + len) ~= KEYS[i] then return false end
     if redis.call('GET', KEYS[i]) ~= string.sub(v, pos + 2 + len, pos + 9 + len) then return false end
     pos = pos + 10 + len
@@ -74,7 +77,7 @@ end
 local reply = {kind, 0}
 for i = 2, #KEYS do
   local t = redis.call('GET', KEYS[i])
-  if not t then
+  if not t or string.len(t) ~= 8 then
     t = ARGV[3 + i]
     redis.call('SET', KEYS[i], t, 'PX', ARGV[3])
   end
