@@ -256,3 +256,115 @@ on_both_backends!(
     cache_if_and_unless_choose_what_is_stored,
     jitter_spreads_expiries_within_bounds,
 );
+
+#[cached(key = "shared:<id>", ttl = "10m", cache = cache)]
+async fn shared(cache: &Cache, db: &Db, id: u32) -> u64 {
+    db.runs.fetch_add(1, SeqCst);
+    db.gate.notified().await;
+    u64::from(id)
+}
+
+/// Plants another process's fill lease on `key` for `ms` milliseconds.
+async fn foreign_lease(server: &cachemacro_tests::RedisServer, key: &str, ms: u64) {
+    let mut raw = server.raw().await;
+    let mut lease: Vec<u8> = vec![0xCA, 0x1E];
+    lease.extend_from_slice(&[7; 16]);
+    let _: () = redis::cmd("SET")
+        .arg(server.stored_key(key))
+        .arg(lease)
+        .arg("PX")
+        .arg(ms)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+/// When the leader cannot store (another process holds the key's lease, or
+/// Redis stalls), its waiters still get its value: one body run.
+#[tokio::test]
+async fn waiters_share_a_value_the_leader_could_not_store() {
+    let Some(server) = cachemacro_tests::RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = server.cache().await;
+    foreign_lease(&server, "shared:1", 10_000).await;
+    for round in 0..2 {
+        let db = Arc::new(Db::default());
+        let before = cache.stats().coalesced;
+        let tasks = spawn_many(100, || {
+            let (cache, db) = (cache.clone(), db.clone());
+            tokio::spawn(async move { shared(&cache, &db, 1).await })
+        });
+        while db.runs.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let results = release_until(&db, tasks).await;
+        assert!(results.into_iter().all(|r| r.unwrap() == 1));
+        assert_eq!(
+            db.runs.load(SeqCst),
+            1,
+            "round {round}: one body run for 100 callers"
+        );
+        assert_eq!(cache.stats().coalesced - before, 99);
+        server.pause(); // second round: the backend stalls instead
+    }
+    server.resume();
+}
+
+#[cached(key = "spawned:<id>", ttl = "10m", cache = cache)]
+async fn spawned_inner(cache: &Cache, id: u32) -> u32 {
+    id
+}
+
+/// Same key as `spawned_inner`: it spawns that call and awaits it.
+#[cached(key = "spawned:<id>", ttl = "10m", cache = cache)]
+async fn spawns_same_key(cache: &Cache, id: u32) -> u32 {
+    let cache = cache.clone();
+    tokio::spawn(async move { spawned_inner(&cache, id).await })
+        .await
+        .unwrap()
+}
+
+/// A same-key call from a task the leader spawns and awaits cannot see the
+/// leader's task-local; its bounded wait keeps it from deadlocking.
+#[tokio::test]
+async fn a_spawned_same_key_call_does_not_deadlock() {
+    let cache = Cache::builder()
+        .fill_lease(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), spawns_same_key(&cache, 5)).await;
+    assert_eq!(got.expect("no deadlock"), 5);
+}
+
+#[cached(key = "locked-tree:<node>", ttl = "10m", lock = true, cache = cache)]
+async fn locked_subtree(cache: &Cache, node: u32, depth: u32) -> u32 {
+    if depth == 0 {
+        1
+    } else {
+        1 + Box::pin(locked_subtree(cache, node, depth - 1)).await
+    }
+}
+
+/// With `lock = true`, recursion on the same key does not wait on its own
+/// outer lease, and a huge lock wait does not overflow.
+#[tokio::test]
+async fn locked_recursion_does_not_wait_on_itself() {
+    let Some(server) = cachemacro_tests::RedisServer::start() else {
+        return;
+    };
+    let cache = Cache::builder()
+        .url(server.url())
+        .lock_wait(Duration::MAX)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(locked_subtree(&cache, 1, 3).await, 4);
+    let s = cache.stats();
+    assert_eq!((s.lock_waits, s.lock_timeouts), (0, 0), "{s:?}");
+
+    // Another process's lease that expires: the wait ends, no overflow panic.
+    foreign_lease(&server, "locked-tree:2", 300).await;
+    assert_eq!(locked_subtree(&cache, 2, 0).await, 1);
+    assert_eq!(cache.stats().lock_waits, 1);
+}

@@ -108,8 +108,17 @@ impl Fill {
     /// uncached `None`), so the next caller can fill it at once.
     async fn give_back(mut self) {
         if let Some(mut guard) = self.lease.take() {
-            guard.armed = false;
-            let _ = guard.cache.0.backend.release(&self.key, &guard.lease).await;
+            // Disarmed only once it landed; otherwise the guard retries.
+            if guard
+                .cache
+                .0
+                .backend
+                .release(&self.key, &guard.lease)
+                .await
+                .is_ok()
+            {
+                guard.armed = false;
+            }
         }
     }
 }
@@ -171,6 +180,7 @@ async fn lookup<C: Codec, T: Cacheable>(
     site: &'static Site,
     key: &str,
     request: &Request,
+    recursive: bool,
 ) -> Lookup<T> {
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
@@ -195,7 +205,9 @@ async fn lookup<C: Codec, T: Cacheable>(
         force_miss: false,
     };
     let mut outcome = cache.0.backend.read(key, &read).await;
+    // A recursive call would wait on its own outer lease.
     if site.lock
+        && !recursive
         && matches!(
             outcome,
             Ok(Read::Miss {
@@ -206,7 +218,10 @@ async fn lookup<C: Codec, T: Cacheable>(
         )
     {
         rec.add(|c| &c.lock_waits, 1);
-        let deadline = tokio::time::Instant::now() + cache.0.lock_wait;
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(cache.0.lock_wait)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let mut delay = Duration::from_millis(5);
         while matches!(
             outcome,
@@ -279,7 +294,18 @@ async fn lookup<C: Codec, T: Cacheable>(
     }
 }
 
-/// Stores `value` under the fill's lease; the stored bytes when it landed.
+/// What became of a value to store.
+enum Stored {
+    /// Stored: the entry's bytes.
+    Landed(Arc<[u8]>),
+    /// The fill found its lease gone: an invalidation came while it loaded.
+    Refused,
+    /// Not stored (no lease, or the backend or codec failed); the value is
+    /// as good as the caller's own.
+    Skipped,
+}
+
+/// Stores `value` under the fill's lease.
 async fn store<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
@@ -287,21 +313,23 @@ async fn store<C: Codec, T: Cacheable>(
     mut fill: Fill,
     value: &T,
     ttl: Duration,
-) -> Option<Arc<[u8]>> {
+) -> Stored {
     // Without the lease another caller is filling this key.
-    fill.lease.as_ref()?;
+    if fill.lease.is_none() {
+        return Stored::Skipped;
+    }
     let bytes: Arc<[u8]> = match encode_entry::<C, T>(value, &fill.tags) {
         Ok(bytes) => bytes.into(),
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("write", site.template, &fill.key, &e);
             fill.give_back().await;
-            return None;
+            return Stored::Skipped;
         }
     };
-    let mut guard = fill.lease.take()?;
-    // Stored or not, the fill script settles the lease.
-    guard.armed = false;
+    let Some(mut guard) = fill.lease.take() else {
+        return Stored::Skipped;
+    };
     let tag_keys: Vec<String> = std::mem::take(&mut fill.tags)
         .into_iter()
         .map(|(k, _)| k)
@@ -314,23 +342,25 @@ async fn store<C: Codec, T: Cacheable>(
         .await
     {
         Ok(true) => {
+            // The fill script settled the lease.
+            guard.armed = false;
             rec.add(|c| &c.stores, 1);
-            Some(bytes)
+            Stored::Landed(bytes)
         }
         Ok(false) => {
+            guard.armed = false;
             rec.add(|c| &c.fills_dropped, 1);
             tracing::debug!(
                 key = fill.key,
                 "an invalidation came while this value loaded; not storing it"
             );
-            None
+            Stored::Refused
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
             cache.log_failure("write", site.template, &fill.key, &e);
-            // The fill may not have run: give the lease back.
-            guard.armed = true;
-            None
+            // The fill may not have run: the guard gives the lease back.
+            Stored::Skipped
         }
     }
 }
@@ -360,33 +390,46 @@ async fn direct<C, S, O, F>(
     body: F,
     store_as: &impl for<'a> Fn(&'a O) -> Option<(&'a S, Duration)>,
     unstore: impl FnOnce(S) -> O,
+    recursive: bool,
 ) -> (O, Outcome)
 where
     C: Codec,
     S: Cacheable,
     F: Future<Output = O>,
 {
-    match lookup::<C, S>(cache, rec, site, key, request).await {
+    match lookup::<C, S>(cache, rec, site, key, request, recursive).await {
         Lookup::Hit(value, bytes) => (unstore(value), Outcome::Entry(bytes.into())),
         Lookup::Miss(fill) => {
             let out = body.await;
             count_load(rec);
-            match store_as(&out) {
-                Some((value, ttl)) => {
-                    let stored = store::<C, S>(cache, rec, site, fill, value, ttl).await;
-                    (out, stored.map_or(Outcome::Nothing, Outcome::Entry))
-                }
+            let outcome = match store_as(&out) {
+                Some((value, ttl)) => match store::<C, S>(cache, rec, site, fill, value, ttl).await
+                {
+                    Stored::Landed(bytes) => Outcome::Entry(bytes),
+                    Stored::Refused => Outcome::Nothing,
+                    Stored::Skipped => unstored::<C, S>(value),
+                },
                 None => {
                     fill.give_back().await;
-                    (out, Outcome::Nothing)
+                    Outcome::Nothing
                 }
-            }
+            };
+            (out, outcome)
         }
         Lookup::Bypass => {
             count_load(rec);
-            (body.await, Outcome::Nothing)
+            let out = body.await;
+            let outcome =
+                store_as(&out).map_or(Outcome::Nothing, |(value, _)| unstored::<C, S>(value));
+            (out, outcome)
         }
     }
+}
+
+/// The leader's value for its waiters when it could not be stored.
+fn unstored<C: Codec, S: Cacheable>(value: &S) -> Outcome {
+    encode_entry::<C, S>(value, &[])
+        .map_or(Outcome::Nothing, |bytes| Outcome::Unstored(bytes.into()))
 }
 
 /// The one path behind `cached`, `cached_result` and `cached_option`:
@@ -419,21 +462,28 @@ where
     let key = cache.full_key(&request.key).into_owned();
     if !cache.0.single_flight || flight::leading(&key) {
         // Off, or a recursive call with the same key (waiting would wait for itself).
-        return direct::<C, S, O, F>(&cache, &rec, site, &key, &request, body, &store_as, unstore)
-            .await
-            .0;
+        let recursive = flight::leading(&key);
+        return direct::<C, S, O, F>(
+            &cache, &rec, site, &key, &request, body, &store_as, unstore, recursive,
+        )
+        .await
+        .0;
     }
     match cache.0.flights.join(&key) {
         Join::Leader(leader) => {
-            let run =
-                direct::<C, S, O, F>(&cache, &rec, site, &key, &request, body, &store_as, unstore);
+            let run = direct::<C, S, O, F>(
+                &cache, &rec, site, &key, &request, body, &store_as, unstore, false,
+            );
             let (out, outcome) = flight::as_leader(&key, run).await;
             leader.finish(outcome);
             out
         }
         Join::Follower(slot) => {
             rec.add(|c| &c.coalesced, 1);
-            if let Outcome::Entry(bytes) = flight::wait(slot).await {
+            // Bounded: a leader that awaits a task making the same call
+            // (where its task-local is not seen) would otherwise never finish.
+            let waited = tokio::time::timeout(cache.0.lease_ttl, flight::wait(slot)).await;
+            if let Ok(Outcome::Entry(bytes)) = waited {
                 if let Decoded::Value(value) = decode_entry::<C, S>(&bytes) {
                     return unstore(value);
                 }
@@ -631,6 +681,7 @@ impl Drop for CancelGuard<'_> {
                 "an invalidating call was cancelled before its invalidations landed; queued for replay"
             );
             self.cache.enqueue(targets);
+            self.cache.0.flights.invalidated();
         }
     }
 }

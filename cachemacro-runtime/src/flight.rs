@@ -10,10 +10,17 @@
 //!   type need not be `Clone`. They get them only when the leader read a
 //!   hit or *stored* its value: a value whose fill was refused (an
 //!   invalidation came while it loaded) is never handed on.
-//! * When the leader does not store (its body returned `Err`, or `None`
-//!   without `none_ttl`, or it panicked or was cancelled), every waiter runs
-//!   its own body and gets its own result: an error is not shared, and a
-//!   waiter never hangs on a leader that is gone.
+//! * When the leader could not store its value (another process holds the
+//!   key's lease, the backend failed), waiters still get that value, unless
+//!   an invalidation by this cache completed during the flight.
+//! * When the leader has nothing to share (its body returned `Err`, `None`
+//!   without `none_ttl`, a value `cache_if` rejected, a fill refused because
+//!   an invalidation came, or it panicked or was cancelled), every waiter
+//!   runs its own body and gets its own result: an error is not shared, and
+//!   a waiter never hangs on a leader that is gone.
+//! * A waiter waits at most the fill lease time (10 s by default), then runs
+//!   its own body: a same-key call from a task the leader spawned and awaits
+//!   (which cannot see the leader's task-local) would otherwise deadlock.
 //! * A cached function that calls itself with the same key (recursion) runs
 //!   without single-flight instead of waiting for itself.
 //! * A caller joins a flight only if no invalidation by this cache completed
@@ -34,6 +41,9 @@ const SHARDS: usize = 16;
 pub(crate) enum Outcome {
     /// The entry's bytes, as read or as stored.
     Entry(Arc<[u8]>),
+    /// The leader's value, encoded but not stored (no lease, the backend
+    /// failed): shared only if no invalidation completed during the flight.
+    Unstored(Arc<[u8]>),
     /// Nothing to share: each waiter runs its own body.
     Nothing,
 }
@@ -67,6 +77,7 @@ pub(crate) enum Join<'a> {
 /// The caller that reads and loads for everyone; publishes on drop.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
+    began: u64,
     key: String,
     slot: Slot,
     tx: watch::Sender<Option<Outcome>>,
@@ -91,8 +102,10 @@ impl Flights {
     /// Becomes the leader of `key`, or a follower of the flight in progress
     /// if it began in the current epoch.
     pub(crate) fn join(&self, key: &str) -> Join<'_> {
-        let epoch = self.epoch.load(SeqCst);
         let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock, so a caller delayed before it cannot replace
+        // a flight begun after a newer invalidation.
+        let epoch = self.epoch.load(SeqCst);
         if let Some((began, slot)) = map.get(key) {
             if *began == epoch {
                 return Join::Follower(slot.clone());
@@ -103,6 +116,7 @@ impl Flights {
         map.insert(key.to_owned(), (epoch, slot.clone()));
         Join::Leader(Leader {
             flights: self,
+            began: epoch,
             key: key.to_owned(),
             slot,
             tx,
@@ -127,6 +141,13 @@ pub(crate) async fn as_leader<F: Future>(key: &str, fut: F) -> F::Output {
 impl Leader<'_> {
     /// Hands `outcome` to the waiters and ends the flight.
     pub(crate) fn finish(self, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Unstored(bytes) if self.flights.epoch.load(SeqCst) == self.began => {
+                Outcome::Entry(bytes)
+            }
+            Outcome::Unstored(_) => Outcome::Nothing,
+            other => other,
+        };
         let _ = self.tx.send(Some(outcome));
         // Drop runs next and removes the flight.
     }

@@ -87,8 +87,10 @@ counters! {
     /// Calls that ran their body without the cache because invalidations
     /// were still waiting to be replayed.
     bypassed,
-    /// Calls that waited for another caller's read or load of the same key
-    /// in this process instead of doing their own (single-flight).
+    /// Calls that waited for another caller of the same key in this process
+    /// (single-flight). Most get its value; those it had none for (it
+    /// returned `Err`, panicked, or an invalidation came) then ran their own
+    /// body, counted in `loads` too.
     coalesced,
     /// Calls (`lock = true`) that waited for another process's load.
     lock_waits,
