@@ -593,12 +593,7 @@ pub async fn invalidating<T, F: Future<Output = T>>(
     plan: Vec<Planned>,
     body: F,
 ) -> T {
-    if site.before {
-        run_invalidations(&cache, site, &plan).await;
-    }
-    let value = body.await;
-    run_invalidations(&cache, site, &plan).await;
-    value
+    around(&cache, site, &plan, body, |_| true).await
 }
 
 /// `#[invalidates]` on a function returning `Result`: invalidates on `Ok`.
@@ -608,14 +603,26 @@ pub async fn invalidating_result<T, E, F: Future<Output = Result<T, E>>>(
     plan: Vec<Planned>,
     body: F,
 ) -> Result<T, E> {
+    around(&cache, site, &plan, body, Result::is_ok).await
+}
+
+/// Runs the body between the invalidations: before it with `before = true`,
+/// after it when `succeeded` says the write went through.
+async fn around<O, F: Future<Output = O>>(
+    cache: &Cache,
+    site: &'static InvalidationSite,
+    plan: &[Planned],
+    body: F,
+    succeeded: impl FnOnce(&O) -> bool,
+) -> O {
     if site.before {
-        run_invalidations(&cache, site, &plan).await;
+        run_invalidations(cache, site, plan).await;
     }
-    let result = body.await;
-    if result.is_ok() {
-        run_invalidations(&cache, site, &plan).await;
+    let out = body.await;
+    if succeeded(&out) {
+        run_invalidations(cache, site, plan).await;
     }
-    result
+    out
 }
 
 async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan: &[Planned]) {
