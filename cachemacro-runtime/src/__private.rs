@@ -662,7 +662,6 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
             cache.enqueue(failed);
         }
     }
-    cache.0.flights.invalidated();
 }
 
 /// Queues an invalidation whose call was dropped before it landed.
@@ -688,6 +687,7 @@ impl Drop for CancelGuard<'_> {
                 "an invalidating call was cancelled before its invalidations landed; queued for replay"
             );
             self.cache.enqueue(targets);
+            // delete_targets did not finish, so it did not mark this.
             self.cache.0.flights.invalidated();
         }
     }

@@ -669,6 +669,9 @@ impl Cache {
                 }
             }
         }
+        // Landed or not, no single-flight begun before these deletes may
+        // hand its value to a reader that starts after them.
+        self.0.flights.invalidated();
         match error {
             None => Ok(deleted),
             Some(e) => Err((e, failed)),
@@ -689,7 +692,6 @@ impl Cache {
             .delete_targets(std::slice::from_ref(&target), false)
             .await;
         rec.record_invalidation(result.is_ok());
-        self.0.flights.invalidated();
         result.map_err(|(e, failed)| {
             tracing::warn!(target = ?target, error = %e, backend = %self.describe(),
                 "cache delete failed; queued for replay, and this cache is bypassed until it lands");

@@ -211,11 +211,6 @@ impl Cache {
             .into_iter()
             .filter(|(p, _)| !failed.contains(p))
             .collect();
-        if !done.is_empty() || snapshot.flush.is_some() {
-            // Before the bypass ends: no flight from before these deletes
-            // may take a reader that starts after them.
-            self.0.flights.invalidated();
-        }
         let empty = {
             let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
             queue.landed(snapshot.flush, &done);
