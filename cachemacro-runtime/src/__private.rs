@@ -97,13 +97,13 @@ pub fn request(
 }
 
 /// What a miss may store, and under which lease and tag versions.
-struct Fill {
-    key: String,
-    lease: Option<LeaseGuard>,
+struct Fill<'a> {
+    key: &'a str,
+    lease: Option<LeaseGuard<'a>>,
     tags: Vec<(String, TagVersion)>,
 }
 
-impl Fill {
+impl Fill<'_> {
     /// Gives the key back when nothing will be stored (an `Err`, an
     /// uncached `None`), so the next caller can fill it at once.
     async fn give_back(mut self) {
@@ -113,7 +113,7 @@ impl Fill {
                 .cache
                 .0
                 .backend
-                .release(&self.key, &guard.lease)
+                .release(self.key, &guard.lease)
                 .await
                 .is_ok()
             {
@@ -126,24 +126,23 @@ impl Fill {
 /// Holds a fill lease; if the body panics or the call is cancelled, gives
 /// the lease back in the background instead of leaving the key reserved
 /// for the whole lease time.
-struct LeaseGuard {
-    cache: Cache,
-    key: String,
+///
+/// Borrows the cache and key: a read that hits costs no allocation here;
+/// they are cloned only when a release has to be spawned.
+struct LeaseGuard<'a> {
+    cache: &'a Cache,
+    key: &'a str,
     lease: Lease,
     armed: bool,
 }
 
-impl Drop for LeaseGuard {
+impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (cache, key, lease) = (
-                self.cache.clone(),
-                std::mem::take(&mut self.key),
-                self.lease,
-            );
+            let (cache, key, lease) = (self.cache.clone(), self.key.to_owned(), self.lease);
             // A read that timed out may still run on a stalled server and
             // take its lease later: retry the (idempotent) release a while.
             runtime.spawn(async move {
@@ -162,11 +161,11 @@ impl Drop for LeaseGuard {
     }
 }
 
-enum Lookup<T> {
+enum Lookup<'a, T> {
     /// The value, and the entry bytes it came from (for waiting callers).
     Hit(T, Vec<u8>),
     /// Absent, stale or undecodable: load, then store if leased.
-    Miss(Fill),
+    Miss(Fill<'a>),
     /// The backend failed or invalidations are pending: load, don't store.
     Bypass,
 }
@@ -174,14 +173,14 @@ enum Lookup<T> {
 /// Reads `key` for a generated call; with `lock`, waits while another
 /// process holds the key's fill lease (polling, 5 ms doubling to 100 ms, up
 /// to the cache's lock wait), then loads itself rather than hang.
-async fn lookup<C: Codec, T: Cacheable>(
-    cache: &Cache,
+async fn lookup<'a, C: Codec, T: Cacheable>(
+    cache: &'a Cache,
     rec: &Recorder<'_>,
     site: &'static Site,
-    key: &str,
+    key: &'a str,
     request: &Request,
     recursive: bool,
-) -> Lookup<T> {
+) -> Lookup<'a, T> {
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
         return Lookup::Bypass;
@@ -192,8 +191,8 @@ async fn lookup<C: Codec, T: Cacheable>(
     // the script may still have taken the lease on the server; the guard
     // gives it back (a compare-and-delete, harmless if it was never taken).
     let mut guard = LeaseGuard {
-        cache: cache.clone(),
-        key: key.to_owned(),
+        cache,
+        key,
         lease,
         armed: true,
     };
@@ -276,7 +275,7 @@ async fn lookup<C: Codec, T: Cacheable>(
             guard.armed = leased;
             let lease = leased.then_some(guard);
             Lookup::Miss(Fill {
-                key: key.to_owned(),
+                key,
                 lease,
                 tags: tags.into_iter().zip(versions).collect(),
             })
@@ -297,7 +296,7 @@ async fn lookup<C: Codec, T: Cacheable>(
 /// What became of a value to store.
 enum Stored {
     /// Stored: the entry's bytes.
-    Landed(Arc<[u8]>),
+    Landed(Arc<Vec<u8>>),
     /// The fill found its lease gone: an invalidation came while it loaded.
     Refused,
     /// Not stored (no lease, or the backend or codec failed); the value is
@@ -310,7 +309,7 @@ async fn store<C: Codec, T: Cacheable>(
     cache: &Cache,
     rec: &Recorder<'_>,
     site: &'static Site,
-    mut fill: Fill,
+    mut fill: Fill<'_>,
     value: &T,
     ttl: Duration,
 ) -> Stored {
@@ -318,11 +317,11 @@ async fn store<C: Codec, T: Cacheable>(
     if fill.lease.is_none() {
         return Stored::Skipped;
     }
-    let bytes: Arc<[u8]> = match encode_entry::<C, T>(value, &fill.tags) {
-        Ok(bytes) => bytes.into(),
+    let bytes: Arc<Vec<u8>> = match encode_entry::<C, T>(value, &fill.tags) {
+        Ok(bytes) => Arc::new(bytes),
         Err(e) => {
             rec.add(|c| &c.errors, 1);
-            cache.log_failure("write", site.template, &fill.key, &e);
+            cache.log_failure("write", site.template, fill.key, &e);
             fill.give_back().await;
             return Stored::Skipped;
         }
@@ -338,7 +337,7 @@ async fn store<C: Codec, T: Cacheable>(
     match cache
         .0
         .backend
-        .fill(&fill.key, &guard.lease, &tag_keys, &bytes, ttl)
+        .fill(fill.key, &guard.lease, &tag_keys, &bytes, ttl)
         .await
     {
         Ok(true) => {
@@ -358,7 +357,7 @@ async fn store<C: Codec, T: Cacheable>(
         }
         Err(e) => {
             rec.add(|c| &c.errors, 1);
-            cache.log_failure("write", site.template, &fill.key, &e);
+            cache.log_failure("write", site.template, fill.key, &e);
             // The fill may not have run: the guard gives the lease back.
             Stored::Skipped
         }
@@ -398,7 +397,7 @@ where
     F: Future<Output = O>,
 {
     match lookup::<C, S>(cache, rec, site, key, request, recursive).await {
-        Lookup::Hit(value, bytes) => (unstore(value), Outcome::Entry(bytes.into())),
+        Lookup::Hit(value, bytes) => (unstore(value), Outcome::Entry(Arc::new(bytes))),
         Lookup::Miss(fill) => {
             let out = body.await;
             count_load(rec);
@@ -429,7 +428,7 @@ where
 /// The leader's value for its waiters when it could not be stored.
 fn unstored<C: Codec, S: Cacheable>(value: &S) -> Outcome {
     encode_entry::<C, S>(value, &[])
-        .map_or(Outcome::Nothing, |bytes| Outcome::Unstored(bytes.into()))
+        .map_or(Outcome::Nothing, |bytes| Outcome::Unstored(Arc::new(bytes)))
 }
 
 /// The one path behind `cached`, `cached_result` and `cached_option`:

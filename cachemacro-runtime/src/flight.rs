@@ -39,11 +39,11 @@ const SHARDS: usize = 16;
 /// What a finished flight hands to its waiters.
 #[derive(Clone)]
 pub(crate) enum Outcome {
-    /// The entry's bytes, as read or as stored.
-    Entry(Arc<[u8]>),
+    /// The entry's bytes, as read or as stored (moved, never copied).
+    Entry(Arc<Vec<u8>>),
     /// The leader's value, encoded but not stored (no lease, the backend
     /// failed): shared only if no invalidation completed during the flight.
-    Unstored(Arc<[u8]>),
+    Unstored(Arc<Vec<u8>>),
     /// Nothing to share: each waiter runs its own body.
     Nothing,
 }
