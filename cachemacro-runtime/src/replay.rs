@@ -23,7 +23,7 @@
 //! * The queue belongs to one `Cache` handle (and its clones): two handles
 //!   connected separately to the same Redis do not bypass for each other.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Weak;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
@@ -200,10 +200,11 @@ impl Cache {
         }
         let targets: Vec<Pattern> = snapshot.targets.iter().map(|(p, _)| p.clone()).collect();
         let failed = match self.delete_targets(&targets, true).await {
-            Ok(_) => Vec::new(),
+            Ok(_) => HashSet::new(),
             Err((e, failed)) => {
                 tracing::debug!(error = %e, "queued invalidations not replayed yet");
-                failed
+                // A set: the queue holds up to 10 000 targets.
+                failed.into_iter().collect()
             }
         };
         let done: Vec<(Pattern, u64)> = snapshot
