@@ -282,26 +282,34 @@ impl KeyBuilder {
 
     /// The finished tag of an `#[invalidates(tag = …)]` template; widens to
     /// every tag under the text before a value that could not be encoded.
-    pub fn tag(mut self) -> (Pattern, Option<Error>) {
-        match self.failed {
-            None => (Pattern::Tag(self.buf), None),
-            Some((at, e)) => {
-                self.buf.truncate(at);
-                (Pattern::TagPrefix(self.buf), Some(e))
-            }
-        }
+    pub fn tag(self) -> (Pattern, Option<Error>) {
+        self.finish(Pattern::Tag, Pattern::TagPrefix)
     }
 
     /// The finished pattern of an `#[invalidates]` template. When a value
     /// could not be encoded the pattern widens to everything under the text
     /// before it: over-invalidating is safe, skipping is not.
-    pub fn pattern(mut self, wildcard: bool) -> (Pattern, Option<Error>) {
-        match self.failed {
-            None if wildcard => (Pattern::Prefix(self.buf), None),
-            None => (Pattern::Exact(self.buf), None),
+    pub fn pattern(self, wildcard: bool) -> (Pattern, Option<Error>) {
+        let whole = if wildcard {
+            Pattern::Prefix
+        } else {
+            Pattern::Exact
+        };
+        self.finish(whole, Pattern::Prefix)
+    }
+
+    /// `whole` of the finished text; when a value could not be encoded,
+    /// `widened` of the text before it, with the error.
+    fn finish(
+        mut self,
+        whole: fn(String) -> Pattern,
+        widened: fn(String) -> Pattern,
+    ) -> (Pattern, Option<Error>) {
+        match self.failed.take() {
+            None => (whole(self.buf), None),
             Some((at, e)) => {
                 self.buf.truncate(at);
-                (Pattern::Prefix(self.buf), Some(e))
+                (widened(self.buf), Some(e))
             }
         }
     }
