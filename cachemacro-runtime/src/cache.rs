@@ -9,7 +9,7 @@ use crate::Error;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, redact};
 use crate::backend::{Backend, LEASE_MAGIC};
-use crate::codec::{Bincode, Cacheable, Decoded, decode_entry, encode_entry, parse_entry};
+use crate::codec::{Bincode, Cacheable, Decoded, Meta, decode_entry, encode_entry, parse_entry};
 use crate::flight::Flights;
 use crate::key::Pattern;
 use crate::replay::Queue;
@@ -21,6 +21,8 @@ const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(3);
+const DEFAULT_BETA: f64 = 1.0;
+const DEFAULT_FAIL_SAFE_THROTTLE: Duration = Duration::from_secs(30);
 /// Where tag versions live, under the namespace.
 const TAG_PREFIX: &str = "__cachemacro:tag:";
 /// While a backend keeps failing, one warning per this interval; the rest go to debug.
@@ -73,6 +75,28 @@ pub(crate) struct Inner {
     /// How long `lock = true` waits for another process's load.
     pub(crate) lock_wait: Duration,
     pub(crate) single_flight: bool,
+    /// Defaults for functions that do not say (see the builder).
+    pub(crate) defaults: Defaults,
+}
+
+/// What a `#[cached]` function gets when its attribute does not say.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Defaults {
+    pub(crate) beta: f64,
+    pub(crate) lock: bool,
+    pub(crate) jitter: f64,
+    pub(crate) fail_safe_throttle: Duration,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            beta: DEFAULT_BETA,
+            lock: false,
+            jitter: 0.0,
+            fail_safe_throttle: DEFAULT_FAIL_SAFE_THROTTLE,
+        }
+    }
 }
 
 impl std::fmt::Debug for Cache {
@@ -117,6 +141,7 @@ pub struct CacheBuilder {
     queue_capacity: usize,
     lock_wait: Duration,
     single_flight: bool,
+    defaults: Defaults,
 }
 
 impl Default for CacheBuilder {
@@ -131,6 +156,7 @@ impl Default for CacheBuilder {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             lock_wait: DEFAULT_LOCK_WAIT,
             single_flight: true,
+            defaults: Defaults::default(),
         }
     }
 }
@@ -190,6 +216,51 @@ impl CacheBuilder {
     /// caller reads, and on a miss loads, for itself.
     pub fn single_flight(mut self, on: bool) -> Self {
         self.single_flight = on;
+        self
+    }
+
+    /// XFetch's β for `#[cached]` functions without `beta = …` (default
+    /// 1.0): how eagerly a hot entry is refreshed before it expires; larger
+    /// is earlier, 0 turns early refresh off. Panics on a negative or
+    /// non-finite value.
+    pub fn beta(mut self, beta: f64) -> Self {
+        assert!(
+            beta.is_finite() && beta >= 0.0,
+            "beta must be finite and not negative"
+        );
+        self.defaults.beta = beta;
+        self
+    }
+
+    /// Whether `#[cached]` functions without `lock = …` wait for another
+    /// process's load of the same key (default `false`).
+    pub fn lock(mut self, on: bool) -> Self {
+        self.defaults.lock = on;
+        self
+    }
+
+    /// The TTL jitter of `#[cached]` functions without `jitter = …`: each
+    /// entry's TTL is shortened by a random part of up to this fraction
+    /// (default 0; `0.1` is 10%). Panics outside `0.0..1.0`.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        assert!(
+            (0.0..1.0).contains(&fraction),
+            "jitter is a fraction from 0 up to (not including) 1"
+        );
+        self.defaults.jitter = fraction;
+        self
+    }
+
+    /// How long fail-safe serves an old value before a call runs the
+    /// failing body again (default 30 s): the old value is stored as fresh
+    /// for this long, so a database that is down is not hit by every call.
+    /// Panics below 1 ms.
+    pub fn fail_safe_throttle(mut self, throttle: Duration) -> Self {
+        assert!(
+            throttle >= Duration::from_millis(1),
+            "the fail-safe throttle must be at least 1ms"
+        );
+        self.defaults.fail_safe_throttle = throttle;
         self
     }
 
@@ -258,6 +329,7 @@ impl CacheBuilder {
         inner.queue_capacity = self.queue_capacity;
         inner.lock_wait = self.lock_wait;
         inner.single_flight = self.single_flight;
+        inner.defaults = self.defaults;
         Ok(cache)
     }
 }
@@ -343,6 +415,7 @@ impl Cache {
             flights: Flights::default(),
             lock_wait: DEFAULT_LOCK_WAIT,
             single_flight: true,
+            defaults: Defaults::default(),
         }))
     }
 
@@ -397,6 +470,7 @@ impl Cache {
                 *raw = None;
             }
         }
+        self.drop_expired(full, &mut raws).await?;
         let mut tag_keys: Vec<String> = Vec::new();
         for raw in raws.iter().flatten() {
             if let Some(entry) = parse_entry(raw) {
@@ -428,6 +502,36 @@ impl Cache {
         Ok(raws)
     }
 
+    /// Drops entries kept past their freshness (for `stale` or `fail_safe`):
+    /// to the manual API they have expired. Costs a round trip only when
+    /// some entry is kept so.
+    async fn drop_expired(
+        &self,
+        full: &[String],
+        raws: &mut [Option<Vec<u8>>],
+    ) -> Result<(), Error> {
+        let kept: Vec<(usize, Duration)> = raws
+            .iter()
+            .enumerate()
+            .filter_map(|(i, raw)| {
+                let grace = parse_entry(raw.as_deref()?)?.meta.grace;
+                (!grace.is_zero()).then_some((i, grace))
+            })
+            .collect();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = kept.iter().map(|(i, _)| full[*i].clone()).collect();
+        let pttls = self.0.backend.pttls(&keys).await?;
+        for ((i, grace), pttl) in kept.into_iter().zip(pttls) {
+            let fresh = pttl == -1 || (pttl >= 0 && pttl as u128 > grace.as_millis());
+            if !fresh {
+                raws[i] = None;
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses while invalidations wait to be replayed.
     async fn gate(&self) -> Result<(), Error> {
         if self.ready() {
@@ -450,7 +554,7 @@ impl Cache {
     ) -> Result<(), Error> {
         self.gate().await?;
         let rec = self.recorder(None);
-        let bytes = encode_entry::<Bincode, T>(value, &[])?;
+        let bytes = encode_entry::<Bincode, T>(value, &[], Meta::default())?;
         self.backend_set(&rec, &self.full_key(key), bytes, ttl)
             .await
     }
@@ -470,7 +574,7 @@ impl Cache {
         for (key, value) in entries {
             encoded.push((
                 self.full_key(key).into_owned(),
-                encode_entry::<Bincode, T>(value, &[])?,
+                encode_entry::<Bincode, T>(value, &[], Meta::default())?,
             ));
         }
         let n = encoded.len() as u64;
@@ -495,7 +599,7 @@ impl Cache {
     ) -> Result<bool, Error> {
         self.gate().await?;
         let rec = self.recorder(None);
-        let bytes = encode_entry::<Bincode, T>(value, &[])?;
+        let bytes = encode_entry::<Bincode, T>(value, &[], Meta::default())?;
         let stored = self
             .0
             .backend

@@ -53,3 +53,41 @@ pub enum Error {
     #[error("no usable cache backend: {0}")]
     Unavailable(String),
 }
+
+/// A load given up at its `hard_timeout` with no old value to serve
+/// instead. A `#[cached(hard_timeout = …)]` function returns
+/// `Result<T, E>` with `E: From<LoadTimeout>`, and gets `Err(E::from(…))`.
+///
+/// ```
+/// use cachemacro_runtime::{LoadTimeout, cached};
+///
+/// #[derive(Debug)]
+/// enum DbError {
+///     Slow(LoadTimeout),
+/// }
+///
+/// impl From<LoadTimeout> for DbError {
+///     fn from(t: LoadTimeout) -> Self {
+///         DbError::Slow(t)
+///     }
+/// }
+///
+/// #[cached(key = "report:<id>", ttl = "5m", hard_timeout = "50ms")]
+/// async fn report(id: u64) -> Result<String, DbError> {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await; // a stuck query
+///     Ok(format!("report {id}"))
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let err = report(1).await.unwrap_err();
+/// assert!(matches!(err, DbError::Slow(t) if t.after.as_millis() == 50));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("`{function}` did not load within its hard timeout of {after:?}")]
+#[non_exhaustive]
+pub struct LoadTimeout {
+    /// The cached function, with its module path.
+    pub function: &'static str,
+    /// The hard timeout it ran out of.
+    pub after: Duration,
+}

@@ -12,7 +12,9 @@
 //!   invalidation came while it loaded) is never handed on.
 //! * When the leader could not store its value (another process holds the
 //!   key's lease, the backend failed), waiters still get that value, unless
-//!   an invalidation by this cache completed during the flight.
+//!   an invalidation by this cache completed during the flight; the same
+//!   goes for an old value the leader served (`stale`, a soft timeout,
+//!   fail-safe).
 //! * When the leader has nothing to share (its body returned `Err`, `None`
 //!   without `none_ttl`, a value `cache_if` rejected, a fill refused because
 //!   an invalidation came, or it panicked or was cancelled), every waiter
@@ -38,12 +40,15 @@ const SHARDS: usize = 16;
 
 /// What a finished flight hands to its waiters.
 #[derive(Clone)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The entry's bytes, as read or as stored (moved, never copied).
     Entry(Arc<Vec<u8>>),
     /// The leader's value, encoded but not stored (no lease, the backend
     /// failed): shared only if no invalidation completed during the flight.
     Unstored(Arc<Vec<u8>>),
+    /// An entry past its freshness that the leader served (`stale`, a soft
+    /// timeout, fail-safe): shared on the same terms as `Unstored`.
+    Stale(Arc<Vec<u8>>),
     /// Nothing to share: each waiter runs its own body.
     Nothing,
 }
@@ -131,6 +136,17 @@ pub(crate) fn leading(key: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The keys the current task leads, for a load it spawns.
+pub(crate) fn leading_keys() -> Vec<String> {
+    LEADING.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Runs `fut` (a load spawned by a leader) as leading `keys`: a recursive
+/// call in a background load then runs as it would have in the caller.
+pub(crate) async fn leading_as<F: Future>(keys: Vec<String>, fut: F) -> F::Output {
+    LEADING.scope(keys, fut).await
+}
+
 /// Runs `fut` as the leader of `key`, so that a recursive call sees it.
 pub(crate) async fn as_leader<F: Future>(key: &str, fut: F) -> F::Output {
     let mut keys = LEADING.try_with(Clone::clone).unwrap_or_default();
@@ -141,11 +157,10 @@ pub(crate) async fn as_leader<F: Future>(key: &str, fut: F) -> F::Output {
 impl Leader<'_> {
     /// Hands `outcome` to the waiters and ends the flight.
     pub(crate) fn finish(self, outcome: Outcome) {
+        let current = self.flights.epoch.load(SeqCst) == self.began;
         let outcome = match outcome {
-            Outcome::Unstored(bytes) if self.flights.epoch.load(SeqCst) == self.began => {
-                Outcome::Entry(bytes)
-            }
-            Outcome::Unstored(_) => Outcome::Nothing,
+            Outcome::Unstored(bytes) if current => Outcome::Entry(bytes),
+            Outcome::Unstored(_) | Outcome::Stale(_) if !current => Outcome::Nothing,
             other => other,
         };
         let _ = self.tx.send(Some(outcome));

@@ -49,7 +49,7 @@ pub use cachemacro::{cached, invalidates};
 pub use crate::cache::{Cache, CacheBuilder};
 pub use crate::codec::{Bincode, Cacheable, Codec, CodecError};
 pub use crate::default::{default_cache, set_default};
-pub use crate::error::{BoxError, Error};
+pub use crate::error::{BoxError, Error, LoadTimeout};
 pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
 pub use crate::stats::{FamilyStats, Stats};
 

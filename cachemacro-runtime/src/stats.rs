@@ -96,6 +96,21 @@ counters! {
     lock_waits,
     /// Lock waits that ran out and loaded anyway.
     lock_timeouts,
+    /// Refreshes of an entry begun before it expired (XFetch, `beta`): by
+    /// the caller that drew it, or in the background with `stale`/`timeout`.
+    early_refreshes,
+    /// Calls answered with a value past its freshness: while one refresh
+    /// runs (`stale`), because the load passed its `timeout`, or by fail-safe
+    /// (single-flight waiters given such a value count here too).
+    stale_served,
+    /// Loads that failed (`Err`, or `hard_timeout`) while an expired value
+    /// within `fail_safe` was there, which was served instead.
+    fail_safe_activations,
+    /// Loads that passed their soft `timeout` with an old value to serve;
+    /// each went on in the background and stored its value when done.
+    soft_timeouts,
+    /// Loads given up at their `hard_timeout`.
+    hard_timeouts,
 }
 
 impl Stats {

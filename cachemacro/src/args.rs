@@ -37,6 +37,17 @@ pub struct CachedArgs {
     pub cache_if: Option<Expr>,
     /// `unless = |value| …`: do not store values for which this holds.
     pub unless: Option<Expr>,
+    /// `beta = 1.0`: XFetch's β (0 turns early refresh off).
+    pub beta: Option<(f64, Span)>,
+    /// `stale = "10m"`: serve an expired entry this long while one
+    /// background refresh runs. Each duration keeps the span of its name.
+    pub stale: Option<(Ttl, Span)>,
+    /// `fail_safe = "1h"`: serve an expired entry this long when the body fails.
+    pub fail_safe: Option<(Ttl, Span)>,
+    /// `timeout = "200ms"`: past it, serve an old value; the load goes on.
+    pub timeout: Option<(Ttl, Span)>,
+    /// `hard_timeout = "2s"`: past it, give the load up.
+    pub hard_timeout: Option<(Ttl, Span)>,
     /// Every malformed, unknown or duplicate argument.
     pub errors: Option<syn::Error>,
 }
@@ -67,6 +78,11 @@ const CACHED_ARGS: &[(&str, &str)] = &[
     ("jitter", "jitter = \"10%\""),
     ("cache_if", "cache_if = |rows| !rows.is_empty()"),
     ("unless", "unless = |rows| rows.is_empty()"),
+    ("beta", "beta = 1.0"),
+    ("stale", "stale = \"10m\""),
+    ("fail_safe", "fail_safe = \"1h\""),
+    ("timeout", "timeout = \"200ms\""),
+    ("hard_timeout", "hard_timeout = \"2s\""),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
 const INVALIDATES_ARGS: &[(&str, &str)] = &[
@@ -354,6 +370,38 @@ fn parse_percent(name: &syn::Ident, input: ParseStream, example: &str) -> syn::R
     Ok((value / 100.0, lit.span()))
 }
 
+/// `beta = 1.0`: a finite number, 0 or more.
+fn parse_beta(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<(f64, Span)> {
+    let wrong = |span: Span| {
+        syn::Error::new(
+            span,
+            format!(
+                "`{name}` takes a number, 0 or more, as in `{example}` (0 turns early refresh off)"
+            ),
+        )
+    };
+    if input.peek(syn::Token![-]) {
+        // `-1.0`: report the whole number, not just the sign.
+        let minus: syn::Token![-] = input.parse()?;
+        let rest: Lit = input.parse().map_err(|e| wrong(e.span()))?;
+        let message = wrong(minus.span).to_string();
+        return Err(syn::Error::new_spanned(
+            quote::quote!(#minus #rest),
+            message,
+        ));
+    }
+    let lit: Lit = input.parse().map_err(|e| wrong(e.span()))?;
+    let value = match &lit {
+        Lit::Float(f) => f.base10_parse::<f64>().ok(),
+        Lit::Int(i) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|b| b.is_finite() && *b >= 0.0)
+    .ok_or_else(|| wrong(lit.span()))?;
+    end_of_value(input, name, lit.span(), "a single number")?;
+    Ok((value, lit.span()))
+}
+
 /// `cache_if = |value| …`: any expression callable as `Fn(&V) -> bool`.
 fn parse_predicate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Expr> {
     input.parse::<Expr>().map_err(|e| {
@@ -515,6 +563,21 @@ impl Parse for CachedArgs {
                     &name,
                     errors,
                 ),
+                "beta" => set(
+                    &mut args.beta,
+                    parse_beta(&name, input, example)?,
+                    &name,
+                    errors,
+                ),
+                "stale" | "fail_safe" | "timeout" | "hard_timeout" => {
+                    let slot = match name.to_string().as_str() {
+                        "stale" => &mut args.stale,
+                        "fail_safe" => &mut args.fail_safe,
+                        "timeout" => &mut args.timeout,
+                        _ => &mut args.hard_timeout,
+                    };
+                    set(slot, (parse_ttl(&name, input)?, name.span()), &name, errors);
+                }
                 _ => set(
                     &mut args.krate,
                     parse_crate(&name, input, example)?,

@@ -8,7 +8,7 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, ItemFn, Member, Path};
 
-use crate::model::{CachedFn, InvalidatingFn, Key, Returns, Root};
+use crate::model::{CachedFn, Copied, InvalidatingFn, Key, Returns, Root};
 use crate::template::Segment;
 
 /// `tokens` with every span set to `span`, one of the user's: for generated
@@ -179,6 +179,134 @@ fn with_body(func: &ItemFn, body: TokenStream) -> TokenStream {
     }
 }
 
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn option_millis(d: Option<std::time::Duration>) -> TokenStream {
+    option(d.map(|d| {
+        let ms = millis(d);
+        quote!(__cachemacro_private::millis(#ms))
+    }))
+}
+
+/// A body that can run in a task of its own: a closure, called only when a
+/// load starts, that copies each argument (`own_ref` lends a `&T` back from
+/// an owned copy) and moves the copies into the body. Copies are spanned at
+/// each parameter's type (the referent of a `&T`), so a type that cannot be
+/// copied is reported there, once.
+fn spawnable(block: &syn::Block, copied: &[Copied<'_>], span: Span) -> TokenStream {
+    let mut copies = TokenStream::new();
+    let mut rebinds = TokenStream::new();
+    let mut this = None;
+    for (i, copy) in copied.iter().enumerate() {
+        let tmp = format_ident!("__cachemacro_arg{}", i);
+        match copy {
+            Copied::Param {
+                ident,
+                ty,
+                by_ref,
+                mutability,
+            } => {
+                // At the type copied: `Conn` of `&Conn`.
+                let at = match ty {
+                    syn::Type::Reference(r) => r.elem.span(),
+                    other => other.span(),
+                };
+                if *by_ref {
+                    copies.extend(
+                        quote_spanned!(at=> let #tmp = __cachemacro_private::own_ref::<_>(#ident);),
+                    );
+                    rebinds.extend(
+                        quote!(#[allow(unused_variables)] let #mutability #ident = #tmp.get();),
+                    );
+                } else {
+                    copies.extend(
+                        quote_spanned!(at=> let #tmp = __cachemacro_private::own::<_>(&#ident);),
+                    );
+                    rebinds.extend(quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident = #tmp;));
+                }
+            }
+            Copied::Receiver { receiver, by_ref } => {
+                let token = receiver.self_token;
+                let at = token.span;
+                let renamed = syn::Ident::new("__cachemacro_self", at);
+                if *by_ref {
+                    copies.extend(
+                        quote_spanned!(at=> let #tmp = __cachemacro_private::own_ref::<_>(#token);),
+                    );
+                    rebinds.extend(quote!(#[allow(unused_variables)] let #renamed = #tmp.get();));
+                } else {
+                    let mutability = receiver.mutability;
+                    copies.extend(
+                        quote_spanned!(at=> let #tmp = __cachemacro_private::own::<_>(&#token);),
+                    );
+                    rebinds.extend(quote!(#[allow(unused_variables, unused_mut)] let #mutability #renamed = #tmp;));
+                }
+                this = Some(renamed);
+            }
+        }
+    }
+    let body = match &this {
+        Some(renamed) => rename_self(block.to_token_stream(), renamed),
+        None => block.to_token_stream(),
+    };
+    let spawnable = respan(quote!(__cachemacro_private::Spawnable), span);
+    quote!(#spawnable(|| { #copies async move { #rebinds #body } }))
+}
+
+/// `self` in a method body, renamed to the copy a background load owns
+/// (`let self = …` is not allowed). `self::path` is left alone, and so is
+/// every nested `fn`, `impl` or `trait` item, which has its own `self`;
+/// macro arguments are renamed too, as they are plain tokens.
+fn rename_self(tokens: TokenStream, renamed: &syn::Ident) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tt) = iter.next() {
+        match tt {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let is_path =
+                    matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if is_path {
+                    out.push(TokenTree::Ident(ident));
+                } else {
+                    out.push(TokenTree::Ident(syn::Ident::new(
+                        &renamed.to_string(),
+                        ident.span(),
+                    )));
+                }
+            }
+            TokenTree::Ident(ident) if ident == "impl" || ident == "trait" || ident == "fn" => {
+                // `fn(u8)` is a type; `fn name` an item, copied whole.
+                let item = ident != "fn" || matches!(iter.peek(), Some(TokenTree::Ident(_)));
+                out.push(TokenTree::Ident(ident));
+                if item {
+                    for next in iter.by_ref() {
+                        let body = matches!(&next, TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace);
+                        out.push(next);
+                        if body {
+                            break;
+                        }
+                    }
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut inner = proc_macro2::Group::new(
+                    group.delimiter(),
+                    rename_self(group.stream(), renamed),
+                );
+                inner.set_span(group.span());
+                out.push(TokenTree::Group(inner));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
 pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     let template = f.key.template.source();
     let name = function_name(f.func);
@@ -202,7 +330,7 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     let (function, stored, holes) = match &f.returns {
         Returns::Plain(Some(ty)) => ("cached", ty.span(), quote!(_, _, _)),
         Returns::Plain(None) => ("cached", Span::call_site(), quote!(_, _, _)),
-        Returns::Result { ok } => ("cached_result", ok.span(), quote!(_, _, _, _)),
+        Returns::Result { ok, .. } => ("cached_result", ok.span(), quote!(_, _, _, _)),
         Returns::Option { inner } => ("cached_option", inner.span(), quote!(_, _, _)),
     };
     // `cache_if` / `unless` see a reference to the value that would be
@@ -214,7 +342,7 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
         let value_ty = match &f.returns {
             Returns::Plain(Some(ty)) => ty.to_token_stream(),
             Returns::Plain(None) => quote!(()),
-            Returns::Result { ok } => ok.to_token_stream(),
+            Returns::Result { ok, .. } => ok.to_token_stream(),
             Returns::Option { inner } => inner.to_token_stream(),
         };
         let cache_if = f.cache_if.map_or_else(
@@ -227,8 +355,25 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
         );
         quote!(__cachemacro_private::keep::<#value_ty, _, _>(#cache_if, #unless))
     };
-    let lock = f.lock;
-    let jitter = f.jitter;
+    let lock = option(f.lock.map(|b| quote!(#b)));
+    let jitter = option(f.jitter.map(|j| quote!(#j)));
+    let beta = option(f.beta.map(|b| quote!(#b)));
+    let stale = option_millis(f.stale);
+    let fail_safe = option_millis(f.fail_safe);
+    let timeout = option_millis(f.timeout);
+    let hard_timeout = option_millis(f.hard_timeout);
+    // `Result` only: the `Err` for a load given up at `hard_timeout`. `E`
+    // keeps the user's spans, so a missing `From<LoadTimeout>` is reported
+    // on the error type.
+    let on_timeout = match (&f.returns, f.hard_timeout) {
+        (Returns::Result { err, .. }, Some(_)) => {
+            let call = respan(quote!(__cachemacro_private::on_timeout::<_,), err.span());
+            let close = respan(quote!(>()), err.span());
+            quote!(, #call #err #close)
+        }
+        (Returns::Result { .. }, None) => quote!(, ::core::option::Option::None),
+        _ => TokenStream::new(),
+    };
     // A user's codec keeps its own spans: "not a `Codec`" lands on it.
     let codec = match f.codec {
         Some(path) => path.to_token_stream(),
@@ -238,9 +383,13 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     let rest = respan(quote!(, #holes >), stored);
     let turbofish = respan(quote!(::<), stored);
     let block = &f.func.block;
+    let load = match &f.spawn {
+        None => quote!(__cachemacro_private::Inline(async move #block)),
+        Some((span, copied)) => spawnable(block, copied, *span),
+    };
     let invoke = call(
         quote!(#callee #turbofish #codec #rest),
-        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, async move #block, #keep),
+        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, #load, #keep #on_timeout),
         stored,
     );
     let await_ = respan(quote!(.await), stored);
@@ -257,6 +406,11 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
             tags: &[#(#tag_templates),*],
             lock: #lock,
             jitter: #jitter,
+            beta: #beta,
+            stale: #stale,
+            fail_safe: #fail_safe,
+            timeout: #timeout,
+            hard_timeout: #hard_timeout,
         };
         __cachemacro_private::inventory::submit! {
             __cachemacro_private::Registration::Cached(&__CACHEMACRO_SITE)

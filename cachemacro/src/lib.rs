@@ -40,7 +40,21 @@ use proc_macro2::TokenStream as TokenStream2;
 /// | `none_ttl = …` | for `Option<T>`: also cache `None`, for this long (negative caching) |
 /// | `cache = <expr>` | the [`Cache`] to use: any expression in the function's scope giving a `Cache` or something that dereferences to one (`&Cache`, `Arc<Cache>`, a `LazyLock<Cache>` static; `self.cache`, a parameter); without it the process default |
 /// | `codec = Path` | a [`Codec`] type instead of bincode |
+/// | `tags = ["user:<user_id>"]` | tag templates; invalidating a tag drops every entry recorded under it |
+/// | `lock = true` | a miss waits for another process's load of the key (a Redis lock) instead of loading too |
+/// | `jitter = "10%"` | shorten each entry's TTL by a random part of up to that, so entries written together expire apart |
+/// | `cache_if = <closure>` / `unless = …` | store only values the predicate accepts (is given `&T`, the `Ok`/`Some` value) |
+/// | `beta = 1.0` | XFetch early refresh: how eagerly a hot entry is reloaded before it expires; `0` turns it off |
+/// | `stale = "1m"` | past the TTL, serve the entry up to that long while one background load refreshes it |
+/// | `fail_safe = "1h"` | when the body returns `Err` (or passes `timeout`), serve the entry up to that long past its TTL instead, and don't retry for a short throttle |
+/// | `timeout = "200ms"` | with `stale`/`fail_safe`: past that, serve the kept entry and let the load finish in the background |
+/// | `hard_timeout = "2s"` | `Result` only: past that, give up with `E::from(LoadTimeout)` (or the kept entry under `fail_safe`) |
 /// | `crate = "path"` | where `cachemacro_runtime` is, if renamed or re-exported |
+///
+/// `stale` and `timeout` run the body in a task of its own, so the
+/// function's parameters must be cloneable plain names (no `&mut`) and its
+/// body `Send`; a violation is a compile error at the parameter. `lock`,
+/// `jitter` and `beta` have defaults on [`CacheBuilder`].
 ///
 /// # Key templates
 ///
@@ -66,6 +80,7 @@ use proc_macro2::TokenStream as TokenStream2;
 ///
 /// [`Cache`]: ../cachemacro_runtime/struct.Cache.html
 /// [`Codec`]: ../cachemacro_runtime/trait.Codec.html
+/// [`CacheBuilder`]: ../cachemacro_runtime/struct.CacheBuilder.html
 /// [`KeyPart`]: ../cachemacro_runtime/trait.KeyPart.html
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {

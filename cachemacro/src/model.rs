@@ -18,7 +18,8 @@ pub enum Returns<'a> {
     /// Any other type: every value counts. `None` is `()`.
     Plain(Option<&'a Type>),
     /// `Result<T, E>` (any path ending in `Result`): only `Ok(T)` counts.
-    Result { ok: &'a Type },
+    /// `err` is `E`, or the whole type when the path names no second argument.
+    Result { ok: &'a Type, err: &'a Type },
     /// `Option<T>`: `Some` is cached; `None` only with `none_ttl`.
     Option { inner: &'a Type },
 }
@@ -43,6 +44,22 @@ pub struct Key<'a> {
     pub roots: Vec<Root<'a>>,
 }
 
+/// An argument a spawnable body copies (`stale`, `timeout`).
+pub enum Copied<'a> {
+    /// `name: &T` (lent back as `&T` from an owned copy) or `name: T`.
+    Param {
+        ident: &'a Ident,
+        ty: &'a Type,
+        by_ref: bool,
+        mutability: Option<syn::token::Mut>,
+    },
+    /// `&self`, `self` or `self: Arc<Self>`; `self` is renamed in the body.
+    Receiver {
+        receiver: &'a syn::Receiver,
+        by_ref: bool,
+    },
+}
+
 pub struct CachedFn<'a> {
     pub func: &'a ItemFn,
     pub key: Key<'a>,
@@ -53,11 +70,21 @@ pub struct CachedFn<'a> {
     pub krate: Path,
     pub returns: Returns<'a>,
     pub tags: Vec<Key<'a>>,
-    pub lock: bool,
-    /// Fraction of the TTL, 0 to < 1.
-    pub jitter: f64,
+    /// `None`: the cache's default.
+    pub lock: Option<bool>,
+    /// Fraction of the TTL, 0 to < 1; `None`: the cache's default.
+    pub jitter: Option<f64>,
     pub cache_if: Option<&'a Expr>,
     pub unless: Option<&'a Expr>,
+    /// `None`: the cache's default.
+    pub beta: Option<f64>,
+    pub stale: Option<Duration>,
+    pub fail_safe: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub hard_timeout: Option<Duration>,
+    /// With `stale` or `timeout` the body can run in a task of its own: the
+    /// argument that asks for it, and the arguments it copies.
+    pub spawn: Option<(Span, Vec<Copied<'a>>)>,
 }
 
 pub struct InvalidatingFn<'a> {
@@ -107,6 +134,71 @@ fn last_segment_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
     }
 }
 
+/// The second generic argument of a path type's last segment (`E` of `Result<T, E>`).
+fn second_arg(ty: &Type) -> Option<&Type> {
+    let Type::Path(tp) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &tp.path.segments.last()?.arguments else {
+        return None;
+    };
+    match args.args.iter().nth(1)? {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// What a body that may run in a task of its own copies, or why it cannot:
+/// a `&mut` argument, or a pattern other than a plain name.
+fn copied<'a>(func: &'a ItemFn, why: &str, errors: &mut Errors) -> Vec<Copied<'a>> {
+    let mut out = Vec::new();
+    for arg in &func.sig.inputs {
+        match arg {
+            FnArg::Receiver(receiver) => {
+                let by_ref = match &*receiver.ty {
+                    Type::Reference(r) if r.mutability.is_some() => {
+                        errors.push_at(
+                            receiver.self_token.span,
+                            format!("{why} runs the body in a task of its own, which cannot borrow `&mut self`"),
+                        );
+                        continue;
+                    }
+                    Type::Reference(_) => true,
+                    _ => false,
+                };
+                out.push(Copied::Receiver { receiver, by_ref });
+            }
+            FnArg::Typed(pt) => {
+                let by_ref = match &*pt.ty {
+                    Type::Reference(r) if r.mutability.is_some() => {
+                        errors.push(syn::Error::new_spanned(
+                            &pt.ty,
+                            format!("{why} runs the body in a task of its own, which cannot borrow a `&mut` argument"),
+                        ));
+                        continue;
+                    }
+                    Type::Reference(_) => true,
+                    _ => false,
+                };
+                match &*pt.pat {
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        out.push(Copied::Param {
+                            ident: &pi.ident,
+                            ty: &pt.ty,
+                            by_ref,
+                            mutability: pi.mutability,
+                        });
+                    }
+                    Pat::Wild(_) => {}
+                    other => errors.push_at(
+                        syn::spanned::Spanned::span(other),
+                        format!("{why} copies each argument by name for its background load: bind this one to a plain name"),
+                    ),
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The first `impl` keyword anywhere in `tokens` (`impl Trait`, nested or not).
 fn find_impl(tokens: proc_macro2::TokenStream) -> Option<Span> {
     tokens.into_iter().find_map(|tt| match tt {
@@ -128,7 +220,8 @@ fn returns(func: &ItemFn) -> syn::Result<Returns<'_>> {
         ));
     }
     if let Some(ok) = last_segment_arg(ty, "Result") {
-        return Ok(Returns::Result { ok });
+        let err = second_arg(ty).unwrap_or(ty);
+        return Ok(Returns::Result { ok, err });
     }
     if let Some(inner) = last_segment_arg(ty, "Option") {
         return Ok(Returns::Option { inner });
@@ -266,6 +359,27 @@ impl<'a> CachedFn<'a> {
                 errors.push_at(*span, "`none_ttl` caches `None` results, so it needs a function returning `Option<T>`");
             }
         }
+        let duration =
+            |arg: &Option<(crate::args::Ttl, Span)>| arg.as_ref().map(|(t, _)| t.duration);
+        if let Some((soft, span)) = &args.timeout {
+            if args.stale.is_none() && args.fail_safe.is_none() {
+                errors.push_at(*span, "`timeout` serves the last value when a load is slow, so entries must be kept past their TTL: add `fail_safe = \"…\"` or `stale = \"…\"` (or use `hard_timeout` to give the load up)");
+            }
+            if duration(&args.hard_timeout).is_some_and(|hard| hard <= soft.duration) {
+                errors.push_at(*span, "`timeout` must be shorter than `hard_timeout`: past `timeout` an old value is served, past `hard_timeout` the load is given up");
+            }
+        }
+        if let (Some((_, span)), Some(r)) = (&args.hard_timeout, &returns) {
+            if !matches!(r, Returns::Result { .. }) {
+                errors.push_at(*span, "`hard_timeout` gives a slow load up with an error, so it needs a function returning `Result<T, E>` with `E: From<cachemacro_runtime::LoadTimeout>`");
+            }
+        }
+        let spawn_arg = args
+            .stale
+            .as_ref()
+            .map(|(_, span)| (*span, "`stale`"))
+            .or(args.timeout.as_ref().map(|(_, span)| (*span, "`timeout`")));
+        let spawn = spawn_arg.map(|(span, why)| (span, copied(func, why, &mut errors)));
         errors.finish()?;
         let (Some(key), Some(ttl), Some(returns)) = (key, &args.ttl, returns) else {
             return Err(internal());
@@ -283,10 +397,16 @@ impl<'a> CachedFn<'a> {
             krate: args.krate.clone().unwrap_or_else(default_crate),
             returns,
             tags,
-            lock: args.lock.as_ref().is_some_and(|b| b.value),
-            jitter: args.jitter.map_or(0.0, |(j, _)| j),
+            lock: args.lock.as_ref().map(|b| b.value),
+            jitter: args.jitter.map(|(j, _)| j),
             cache_if: args.cache_if.as_ref(),
             unless: args.unless.as_ref(),
+            beta: args.beta.map(|(b, _)| b),
+            stale: duration(&args.stale),
+            fail_safe: duration(&args.fail_safe),
+            timeout: duration(&args.timeout),
+            hard_timeout: duration(&args.hard_timeout),
+            spawn,
         })
     }
 }

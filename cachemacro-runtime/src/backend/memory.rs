@@ -16,7 +16,7 @@ use moka::future::Cache as Moka;
 use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
-use super::{LEASE_MAGIC, Lease, MissKind, Read, ReadRequest};
+use super::{Claim, LEASE_MAGIC, Lease, MissKind, Read, ReadRequest, Refresh, refresh_lock};
 use crate::Error;
 use crate::codec::{TagVersion, parse_entry};
 
@@ -167,11 +167,29 @@ impl MemoryBackend {
     }
 
     async fn live(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.live_entry(key).await.map(|e| e.bytes)
+    }
+
+    async fn live_entry(&self, key: &str) -> Option<Entry> {
+        self.entries.get(key).await.filter(Entry::live)
+    }
+
+    /// Takes `key` for `lease` unless a live value holds it (`SET NX PX`).
+    async fn lock(&self, key: &str, lease: &Lease, ttl: Duration) -> bool {
+        self.set_if_absent(key, lease.to_vec(), ttl).await
+    }
+
+    /// Deletes `key` if it holds `lease`.
+    async fn unlock(&self, key: &str, lease: &Lease) {
         self.entries
-            .get(key)
-            .await
-            .filter(Entry::live)
-            .map(|e| e.bytes)
+            .entry(key.to_owned())
+            .and_compute_with(|existing| async move {
+                match existing {
+                    Some(e) if *e.value().bytes == lease[..] => Op::Remove,
+                    _ => Op::Nop,
+                }
+            })
+            .await;
     }
 
     /// The tag's current version, created (random) when it has none.
@@ -211,15 +229,41 @@ impl MemoryBackend {
 
     /// See [`Backend::read`](super::Backend::read); mirrors the Redis script.
     pub(crate) async fn read(&self, key: &str, req: &ReadRequest<'_>) -> Read {
-        let kind = match self.live(key).await {
+        let kind = match self.live_entry(key).await {
             None => MissKind::Absent,
-            Some(bytes) if bytes.starts_with(&LEASE_MAGIC) => MissKind::Leased,
+            Some(e) if e.bytes.starts_with(&LEASE_MAGIC) => MissKind::Leased,
             Some(_) if req.force_miss => MissKind::Unreadable,
-            Some(bytes) => match parse_entry(&bytes) {
+            Some(e) => match parse_entry(&e.bytes) {
                 None => MissKind::Unreadable,
                 Some(entry) => {
                     if self.tags_current(&entry.tags, req.tags).await {
-                        return Read::Hit(bytes.to_vec());
+                        let Some(at) = e.expires_at else {
+                            return Read::Hit {
+                                bytes: e.bytes.to_vec(),
+                                left_ms: i64::MAX,
+                                refresh: Refresh::No,
+                            };
+                        };
+                        let pttl = at.saturating_duration_since(Instant::now()).as_millis();
+                        let left_ms = i64::try_from(pttl).unwrap_or(i64::MAX)
+                            - i64::try_from(entry.meta.grace.as_millis()).unwrap_or(i64::MAX);
+                        let window = entry.meta.load.as_secs_f64() * 1000.0 * req.early;
+                        let due = left_ms <= 0 || (req.early > 0.0 && left_ms as f64 <= window);
+                        let refresh = if !due {
+                            Refresh::No
+                        } else if self
+                            .lock(&refresh_lock(key), req.lease, req.lease_ttl)
+                            .await
+                        {
+                            Refresh::Mine
+                        } else {
+                            Refresh::Theirs
+                        };
+                        return Read::Hit {
+                            bytes: e.bytes.to_vec(),
+                            left_ms,
+                            refresh,
+                        };
                     }
                     MissKind::Stale
                 }
@@ -253,11 +297,11 @@ impl MemoryBackend {
         }
     }
 
-    /// See [`Backend::fill`](super::Backend::fill).
-    pub(crate) async fn fill(
+    /// See [`Backend::store`](super::Backend::store).
+    pub(crate) async fn store(
         &self,
         key: &str,
-        lease: &Lease,
+        claim: Claim<'_>,
         tags: &[String],
         bytes: &[u8],
         ttl: Duration,
@@ -267,14 +311,26 @@ impl MemoryBackend {
             .entries
             .entry(key.to_owned())
             .and_compute_with(|existing| async move {
-                match existing {
-                    Some(e) if e.value().live() && *e.value().bytes == lease[..] => {
-                        Op::Put(Entry::new(bytes, Some(ttl)))
-                    }
-                    _ => Op::Nop,
+                let mine = existing.is_some_and(|e| {
+                    let e = e.value();
+                    e.live()
+                        && match claim {
+                            Claim::Lease(lease) => *e.bytes == lease[..],
+                            Claim::Entry { id, .. } => {
+                                parse_entry(&e.bytes).is_some_and(|entry| entry.id == *id)
+                            }
+                        }
+                });
+                if mine {
+                    Op::Put(Entry::new(bytes, Some(ttl)))
+                } else {
+                    Op::Nop
                 }
             })
             .await;
+        if let Claim::Entry { lock, .. } = claim {
+            self.unlock(&refresh_lock(key), lock).await;
+        }
         if !matches!(result, CompResult::ReplacedWith(_)) {
             return false;
         }
@@ -302,15 +358,27 @@ impl MemoryBackend {
 
     /// See [`Backend::release`](super::Backend::release).
     pub(crate) async fn release(&self, key: &str, lease: &Lease) {
-        self.entries
-            .entry(key.to_owned())
-            .and_compute_with(|existing| async move {
-                match existing {
-                    Some(e) if *e.value().bytes == lease[..] => Op::Remove,
-                    _ => Op::Nop,
-                }
-            })
-            .await;
+        self.unlock(key, lease).await;
+        self.unlock(&refresh_lock(key), lease).await;
+    }
+
+    /// See [`Backend::pttls`](super::Backend::pttls).
+    pub(crate) async fn pttls(&self, keys: &[String]) -> Vec<i64> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(match self.live_entry(key).await {
+                None => -2,
+                Some(Entry {
+                    expires_at: None, ..
+                }) => -1,
+                Some(Entry {
+                    expires_at: Some(at),
+                    ..
+                }) => i64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
+                    .unwrap_or(i64::MAX),
+            });
+        }
+        out
     }
 
     /// Like Redis `INCRBY`: the value is stored as decimal text. A TTL, when

@@ -20,7 +20,7 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Lease, MissKind, Read, ReadRequest};
+use super::{Claim, Lease, MissKind, Read, ReadRequest, Refresh, refresh_lock};
 use crate::Error;
 use crate::codec::TagVersion;
 use crate::key::glob_escape;
@@ -38,19 +38,23 @@ end
 return v";
 
 /// A generated read, atomically: return the entry if it carries exactly
-/// the caller's tags (KEYS[2..]) at their current versions; otherwise read
-/// (or create) the caller's tag versions and take the fill lease unless
-/// another caller holds it. The entry layout is `codec::parse_entry`'s.
+/// the caller's tags (KEYS[3..]) at their current versions, with its
+/// freshness left (PTTL less its grace) and, when it is due for refresh
+/// (past its freshness, or within XFetch's window), whether this caller took
+/// the refresh lock KEYS[2]. Otherwise read (or create) the caller's tag
+/// versions and take the fill lease unless another caller holds it. The
+/// entry layout is `codec::parse_entry`'s (header of 33 bytes).
 ///
-/// ARGV: lease ttl ms, lease value, tag ttl ms, force miss (0/1), then one
-/// fresh version per tag. Reply: `{1, entry}` on a hit, else
+/// ARGV: lease ttl ms, lease value, tag ttl ms, force miss (0/1), early
+/// factor, then one fresh version per tag. Reply: `{1, entry, left ms,
+/// refresh}` on a hit (refresh 0 no, 1 mine, 2 another caller's), else
 /// `{kind, leased, versions...}` with kind 0 absent, 3 unreadable, 4 stale,
 /// 5 leased by another caller.
 const READ_SCRIPT: &str = r"
 local function current(v)
-  if string.byte(v, 13) ~= #KEYS - 1 then return false end
-  local pos = 14
-  for i = 2, #KEYS do
+  if string.byte(v, 33) ~= #KEYS - 2 then return false end
+  local pos = 34
+  for i = 3, #KEYS do
     local hi, lo = string.byte(v, pos, pos + 1)
     if not lo then return false end
     local len = hi * 256 + lo
@@ -61,21 +65,34 @@ local function current(v)
   end
   return true
 end
+local function le(v, from, to)
+  local n = 0
+  for i = to, from, -1 do n = n * 256 + string.byte(v, i) end
+  return n
+end
 local v = redis.call('GET', KEYS[1])
 local kind = 0
 if v then
   if string.sub(v, 1, 2) == '\202\030' then
     kind = 5
-  elseif ARGV[4] == '1' or string.len(v) < 13 or string.sub(v, 1, 3) ~= '\202\206\002' then
+  elseif ARGV[4] == '1' or string.len(v) < 33 or string.sub(v, 1, 3) ~= '\202\206\003' then
     kind = 3
   elseif current(v) then
-    return {1, v}
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl < 0 then return {1, v, 9007199254740991, 0} end
+    local left = pttl - le(v, 17, 24)
+    local refresh = 0
+    local early = tonumber(ARGV[5]) or 0
+    if left <= 0 or (early > 0 and left <= le(v, 13, 16) / 1000 * early) then
+      if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then refresh = 1 else refresh = 2 end
+    end
+    return {1, v, left, refresh}
   else
     kind = 4
   end
 end
 local reply = {kind, 0}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local t = redis.call('GET', KEYS[i])
   if not t or string.len(t) ~= 8 then
     t = ARGV[3 + i]
@@ -89,19 +106,32 @@ if kind ~= 5 then
 end
 return reply";
 
-/// Deletes the key only while it holds our lease ARGV[1] (a load that
-/// stored nothing gives the key back).
+/// Gives a lease back: deletes the key while it holds our lease ARGV[1],
+/// and the refresh lock KEYS[2] while it does.
 const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
+local n = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] then n = redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return n";
 
-/// Stores ARGV[2] for ARGV[3] ms only while the key still holds our lease
-/// ARGV[1]; then makes each tag version (KEYS[2..]) outlive the entry.
-const FILL_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-local ttl = tonumber(ARGV[3])
-for i = 2, #KEYS do
+/// Stores ARGV[3] for ARGV[4] ms only while the key still holds what the
+/// store claims: our fill lease ARGV[1] (ARGV[2] empty), or the entry whose
+/// id is ARGV[2]. Frees the refresh lock KEYS[2] if ARGV[1] holds it; then
+/// makes each tag version (KEYS[3..]) outlive the entry.
+const STORE_SCRIPT: &str = r"
+local v = redis.call('GET', KEYS[1])
+local mine
+if ARGV[2] == '' then
+  mine = v == ARGV[1]
+else
+  mine = v and string.len(v) >= 33 and string.sub(v, 1, 3) == '\202\206\003'
+    and string.sub(v, 25, 32) == ARGV[2]
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if not mine then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+local ttl = tonumber(ARGV[4])
+for i = 3, #KEYS do
   local left = redis.call('PTTL', KEYS[i])
   if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
@@ -116,7 +146,7 @@ pub(crate) struct RedisBackend {
     url: String,
     incr: redis::Script,
     read: redis::Script,
-    fill: redis::Script,
+    store: redis::Script,
     release: redis::Script,
 }
 
@@ -169,7 +199,7 @@ impl RedisBackend {
             url: redacted,
             incr: redis::Script::new(INCR_SCRIPT),
             read: redis::Script::new(READ_SCRIPT),
-            fill: redis::Script::new(FILL_SCRIPT),
+            store: redis::Script::new(STORE_SCRIPT),
             release: redis::Script::new(RELEASE_SCRIPT),
         })
     }
@@ -314,13 +344,15 @@ impl RedisBackend {
         let reply: Vec<redis::Value> = self
             .run(|mut c| {
                 let mut call = self.read.key(key);
+                call.key(refresh_lock(key));
                 for tag in req.tags {
                     call.key(tag);
                 }
                 call.arg(ttl_millis(req.lease_ttl))
                     .arg(&req.lease[..])
                     .arg(ttl_millis(req.tag_ttl))
-                    .arg(if req.force_miss { "1" } else { "0" });
+                    .arg(if req.force_miss { "1" } else { "0" })
+                    .arg(req.early.to_string());
                 for _ in req.tags {
                     call.arg(&rand::random::<TagVersion>()[..]);
                 }
@@ -331,21 +363,26 @@ impl RedisBackend {
             .ok_or_else(|| Error::Backend("unexpected reply from the read script".into()))
     }
 
-    pub(crate) async fn fill(
+    pub(crate) async fn store(
         &self,
         key: &str,
-        lease: &Lease,
+        claim: Claim<'_>,
         tags: &[String],
         bytes: &[u8],
         ttl: Duration,
     ) -> Result<bool, Error> {
+        let (token, id): (&Lease, &[u8]) = match claim {
+            Claim::Lease(lease) => (lease, &[]),
+            Claim::Entry { id, lock } => (lock, id),
+        };
         let stored: i64 = self
             .run(|mut c| {
-                let mut call = self.fill.key(key);
+                let mut call = self.store.key(key);
+                call.key(refresh_lock(key));
                 for tag in tags {
                     call.key(tag);
                 }
-                call.arg(&lease[..]).arg(bytes).arg(ttl_millis(ttl));
+                call.arg(&token[..]).arg(id).arg(bytes).arg(ttl_millis(ttl));
                 async move { call.invoke_async(&mut c).await }
             })
             .await?;
@@ -355,11 +392,23 @@ impl RedisBackend {
     pub(crate) async fn release(&self, key: &str, lease: &Lease) -> Result<(), Error> {
         self.run(|mut c| {
             let mut call = self.release.key(key);
-            call.arg(&lease[..]);
+            call.key(refresh_lock(key)).arg(&lease[..]);
             async move { call.invoke_async::<i64>(&mut c).await }
         })
         .await
         .map(drop)
+    }
+
+    pub(crate) async fn pttls(&self, keys: &[String]) -> Result<Vec<i64>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("PTTL").arg(key);
+        }
+        self.run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
     }
 
     pub(crate) async fn incr(
@@ -403,7 +452,21 @@ fn int_of(value: &redis::Value) -> Option<i64> {
 fn parse_read_reply(reply: Vec<redis::Value>) -> Option<Read> {
     let kind = int_of(reply.first()?)?;
     if kind == 1 {
-        return Some(Read::Hit(bytes_of(reply.get(1)?)?));
+        let refresh = match int_of(reply.get(3)?)? {
+            0 => Refresh::No,
+            1 => Refresh::Mine,
+            _ => Refresh::Theirs,
+        };
+        let left_ms = int_of(reply.get(2)?)?;
+        return Some(Read::Hit {
+            bytes: bytes_of(reply.get(1)?)?,
+            left_ms: if left_ms >= 9_007_199_254_740_991 {
+                i64::MAX
+            } else {
+                left_ms
+            },
+            refresh,
+        });
     }
     let kind = match kind {
         0 => MissKind::Absent,

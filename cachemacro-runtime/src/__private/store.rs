@@ -1,0 +1,195 @@
+//! What a load leaves in the cache: its value under the fill's claim, the
+//! old value re-stored for the fail-safe throttle, or nothing.
+//!
+//! [`plan`] decides from the loaded output without awaiting, so a
+//! background load never holds its output across an await (the output then
+//! need only be `Send`); [`apply`] does the round trip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::lookup::{Fill, Old};
+use super::{Policy, Site};
+use crate::Cache;
+use crate::codec::{Cacheable, Codec, Meta, encode_entry, restamp};
+use crate::flight::Outcome;
+use crate::stats::Recorder;
+
+/// What to do with a loaded output.
+pub(super) enum Plan {
+    /// Store an entry under the fill's claim for `ttl` (its physical TTL).
+    Store {
+        fill: Fill,
+        bytes: Arc<Vec<u8>>,
+        ttl: Duration,
+    },
+    /// The load failed: re-store the old entry, fresh for the throttle.
+    Throttle {
+        fill: Fill,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    },
+    /// Nothing to store: give the lease back; waiters get the outcome.
+    GiveBack(Fill, Outcome),
+}
+
+/// Decides what `out` leaves in the cache. A failed load with an old value
+/// to fall back on re-stores that value for the cache's fail-safe throttle.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan<C: Codec, O, P: Policy<O>>(
+    cache: &Cache,
+    rec: &Recorder<'_>,
+    site: &'static Site,
+    fill: Fill,
+    policy: &P,
+    out: &O,
+    took: Duration,
+    fallback: Option<&Old>,
+) -> Plan {
+    if policy.failed(out) {
+        return match fallback {
+            Some(old) => throttle(cache, fill, old),
+            None => Plan::GiveBack(fill, Outcome::Nothing),
+        };
+    }
+    let Some((value, ttl)) = policy.store_as(site, out) else {
+        return Plan::GiveBack(fill, Outcome::Nothing);
+    };
+    if fill.claim().is_none() {
+        // Another caller is filling the key: waiters may still share this value.
+        return Plan::GiveBack(fill, unstored::<C, _>(value));
+    }
+    let grace = site.grace();
+    match encode_entry::<C, _>(value, &fill.tags, Meta { load: took, grace }) {
+        Ok(bytes) => Plan::Store {
+            ttl: jittered(ttl, site.jitter.unwrap_or(cache.0.defaults.jitter)) + grace,
+            fill,
+            bytes: Arc::new(bytes),
+        },
+        Err(e) => {
+            rec.add(|c| &c.errors, 1);
+            cache.log_failure("write", site.template, fill.key(), &e);
+            Plan::GiveBack(fill, Outcome::Nothing)
+        }
+    }
+}
+
+/// Re-stores `old` as fresh for the throttle (never past its own end), so
+/// the next calls are hits instead of loads against a failing source.
+pub(super) fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
+    let left = old.gone_at.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        return Plan::GiveBack(fill, Outcome::Nothing);
+    }
+    let fresh = cache.0.defaults.fail_safe_throttle.min(left);
+    match restamp(&old.bytes, left - fresh) {
+        Some(bytes) => Plan::Throttle {
+            fill,
+            bytes,
+            ttl: left,
+        },
+        None => Plan::GiveBack(fill, Outcome::Nothing),
+    }
+}
+
+/// Carries a plan out; what waiting callers get.
+pub(super) async fn apply(
+    cache: &Cache,
+    rec: &Recorder<'_>,
+    site: &'static Site,
+    plan: Plan,
+) -> Outcome {
+    match plan {
+        Plan::GiveBack(fill, outcome) => {
+            fill.give_back().await;
+            outcome
+        }
+        Plan::Store { fill, bytes, ttl } => {
+            match write(cache, rec, site, fill, &bytes, ttl).await {
+                Written::Landed => {
+                    rec.add(|c| &c.stores, 1);
+                    Outcome::Entry(bytes)
+                }
+                Written::Refused => Outcome::Nothing,
+                Written::Failed => Outcome::Unstored(bytes),
+            }
+        }
+        Plan::Throttle { fill, bytes, ttl } => {
+            let bytes = Arc::new(bytes);
+            write(cache, rec, site, fill, &bytes, ttl).await;
+            Outcome::Stale(bytes)
+        }
+    }
+}
+
+/// What became of a write.
+enum Written {
+    Landed,
+    /// The key no longer holds what the fill claimed: an invalidation came
+    /// while the value loaded (or another refresh stored first).
+    Refused,
+    /// The backend failed; the value is as good as the caller's own.
+    Failed,
+}
+
+async fn write(
+    cache: &Cache,
+    rec: &Recorder<'_>,
+    site: &'static Site,
+    mut fill: Fill,
+    bytes: &[u8],
+    ttl: Duration,
+) -> Written {
+    let tags: Vec<String> = std::mem::take(&mut fill.tags)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let Some(claim) = fill.claim() else {
+        return Written::Refused;
+    };
+    match cache
+        .0
+        .backend
+        .store(fill.key(), claim, &tags, bytes, ttl)
+        .await
+    {
+        Ok(true) => {
+            // The store script settled the lease and the lock.
+            fill.guard.armed = false;
+            Written::Landed
+        }
+        Ok(false) => {
+            fill.guard.armed = false;
+            rec.add(|c| &c.fills_dropped, 1);
+            tracing::debug!(
+                key = fill.key(),
+                "an invalidation came while this value loaded; not storing it"
+            );
+            Written::Refused
+        }
+        Err(e) => {
+            rec.add(|c| &c.errors, 1);
+            cache.log_failure("write", site.template, fill.key(), &e);
+            // The store may not have run: the guard gives the lease back.
+            Written::Failed
+        }
+    }
+}
+
+/// Shortens a TTL by a random part of `jitter` (0 to < 1), so entries
+/// written together do not all expire together; never longer than `ttl`.
+fn jittered(ttl: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return ttl;
+    }
+    ttl.mul_f64(1.0 - jitter * rand::random::<f64>())
+        .max(Duration::from_millis(1))
+}
+
+/// The leader's value for its waiters when it could not be stored.
+pub(super) fn unstored<C: Codec, S: Cacheable>(value: &S) -> Outcome {
+    encode_entry::<C, S>(value, &[], Meta::default())
+        .map_or(Outcome::Nothing, |bytes| Outcome::Unstored(Arc::new(bytes)))
+}
