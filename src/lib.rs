@@ -432,6 +432,68 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// Brings `key` `by` closer to its expiry: on memory by advancing
+    /// tokio's paused clock (so every key ages; see
+    /// [`on_both_backends_paused`]), on Redis by shortening the key's TTL.
+    pub async fn age(&self, key: &str, by: Duration) {
+        let Some(server) = &self.server else {
+            tokio::time::advance(by).await;
+            return;
+        };
+        let mut raw = server.raw().await;
+        let full = server.stored_key(key);
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&full)
+            .query_async(&mut raw)
+            .await
+            .expect("PTTL");
+        assert!(pttl > 0, "`{key}` has no TTL to shorten ({pttl})");
+        let left = pttl - i64::try_from(by.as_millis()).expect("a sane duration");
+        if left > 0 {
+            let _: () = redis::cmd("PEXPIRE")
+                .arg(&full)
+                .arg(left)
+                .query_async(&mut raw)
+                .await
+                .expect("PEXPIRE");
+        } else {
+            let _: () = redis::cmd("DEL")
+                .arg(&full)
+                .query_async(&mut raw)
+                .await
+                .expect("DEL");
+        }
+    }
+}
+
+/// As [`on_both_backends`], with the memory tests on a paused clock
+/// (`start_paused`): [`Backend::age`] advances it, and sleeps and timeouts
+/// resolve as soon as nothing else can run, so timing tests are exact.
+#[macro_export]
+macro_rules! on_both_backends_paused {
+    ($($name:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(start_paused = true)]
+                async fn $name() {
+                    super::$name($crate::Backend::memory()).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::Backend::redis().await {
+                        super::$name(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// Runs each `async fn name(backend: Backend)` once on memory and once on a
 /// redis-server of its own: `in_memory::name` and `on_redis::name`.
 #[macro_export]

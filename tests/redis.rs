@@ -254,8 +254,8 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
         .unwrap();
     assert_eq!(user_collections(&cache, 42).await, favourites(42));
     // A huge claimed length after a valid header.
-    // The 13-byte header of an entry without tags, then a huge claimed length.
-    let mut huge = good[..13].to_vec();
+    // The 33-byte header of an entry without tags, then a huge claimed length.
+    let mut huge = good[..33].to_vec();
     huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     let _: () = redis::cmd("SET")
         .arg(&key)
@@ -270,7 +270,12 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert_eq!(now, good, "overwritten with a good entry");
+    // Same magic, format, codec, type and payload; its own load time and id.
+    assert_eq!(
+        (&now[..12], &now[33..]),
+        (&good[..12], &good[33..]),
+        "overwritten with a good entry"
+    );
     assert_eq!(user_collections(&cache, 42).await, favourites(42));
     let s = cache.stats();
     assert_eq!((s.decode_errors, s.loads, s.hits), (3, 3, 1), "{s:?}");
@@ -390,8 +395,8 @@ async fn truncated_entries_and_bad_tag_versions_are_misses() {
     };
     let cache = server.cache().await;
     let mut raw = server.raw().await;
-    let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x02, 0x01];
-    truncated.extend_from_slice(&[0; 8]);
+    let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x03, 0x01];
+    truncated.extend_from_slice(&[0; 28]); // fingerprint, load time, grace, id
     truncated.push(1); // one tag, then nothing
     let _: () = redis::cmd("SET")
         .arg(server.stored_key("tagged:2"))

@@ -311,6 +311,68 @@ async fn waiters_share_a_value_the_leader_could_not_store() {
     server.resume();
 }
 
+#[cached(key = "silent:<id>", ttl = 100, cache = cache)]
+async fn silent(cache: &Cache, id: u32) -> u32 {
+    id
+}
+
+#[cached(key = "unlocked:<id>", ttl = 100, lock = false, jitter = "0%", cache = cache)]
+async fn unlocked(cache: &Cache, id: u32) -> u32 {
+    id
+}
+
+/// `CacheBuilder::lock` and `jitter` apply to functions that say nothing,
+/// and a function's own `lock = false`, `jitter = "0%"` wins over them.
+#[tokio::test]
+async fn builder_defaults_apply_where_the_function_is_silent() {
+    let Some(server) = cachemacro_tests::RedisServer::start() else {
+        return;
+    };
+    let cache = Cache::builder()
+        .url(server.url())
+        .namespace(server.stored_key("").trim_end_matches(':'))
+        .lock(true)
+        .jitter(0.2)
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = server.raw().await;
+
+    // Another process is loading: the silent function waits (default lock).
+    foreign_lease(&server, "silent:1", 300).await;
+    assert_eq!(silent(&cache, 1).await, 1);
+    assert_eq!(cache.stats().lock_waits, 1, "the builder's lock applies");
+    foreign_lease(&server, "unlocked:1", 300).await;
+    assert_eq!(unlocked(&cache, 1).await, 1);
+    assert_eq!(cache.stats().lock_waits, 1, "`lock = false` wins");
+
+    let mut ttls = Vec::new();
+    for i in 2..40 {
+        silent(&cache, i).await;
+        unlocked(&cache, i).await;
+        let ms: (i64, i64) = redis::pipe()
+            .cmd("PTTL")
+            .arg(server.stored_key(&format!("silent:{i}")))
+            .cmd("PTTL")
+            .arg(server.stored_key(&format!("unlocked:{i}")))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        ttls.push(ms);
+    }
+    let jittered: Vec<i64> = ttls.iter().map(|t| t.0).collect();
+    assert!(
+        jittered.iter().all(|&ms| (79_000..=100_000).contains(&ms)),
+        "{jittered:?}"
+    );
+    let spread = jittered.iter().max().unwrap() - jittered.iter().min().unwrap();
+    assert!(spread > 5_000, "the builder's jitter applies: {jittered:?}");
+    assert!(
+        ttls.iter().all(|t| (98_000..=100_000).contains(&t.1)),
+        "`jitter = \"0%\"` wins: {ttls:?}"
+    );
+}
+
 #[cached(key = "spawned:<id>", ttl = "10m", cache = cache)]
 async fn spawned_inner(cache: &Cache, id: u32) -> u32 {
     id
