@@ -473,9 +473,18 @@ impl Backend {
 #[macro_export]
 macro_rules! on_both_backends_paused {
     ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!(@memory (start_paused = true) $($name),*);
+    };
+}
+
+/// Runs each `async fn name(backend: Backend)` once on memory and once on a
+/// redis-server of its own: `in_memory::name` and `on_redis::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    (@memory $runtime:tt $($name:ident),*) => {
         mod in_memory {
             $(
-                #[tokio::test(start_paused = true)]
+                #[tokio::test $runtime]
                 async fn $name() {
                     super::$name($crate::Backend::memory()).await;
                 }
@@ -492,30 +501,9 @@ macro_rules! on_both_backends_paused {
             )*
         }
     };
-}
-
-/// Runs each `async fn name(backend: Backend)` once on memory and once on a
-/// redis-server of its own: `in_memory::name` and `on_redis::name`.
-#[macro_export]
-macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod in_memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::Backend::memory()).await;
-                }
-            )*
-        }
-        mod on_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(backend) = $crate::Backend::redis().await {
-                        super::$name(backend).await;
-                    }
-                }
-            )*
-        }
+        $crate::on_both_backends!(
+            @memory (flavor = "multi_thread", worker_threads = 2) $($name),*
+        );
     };
 }

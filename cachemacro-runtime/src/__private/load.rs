@@ -371,29 +371,37 @@ where
     } else {
         (load, fill)
     };
-    let started = Instant::now();
-    let loaded = match Hard::of(site, &policy) {
-        Some(hard) => match tokio::time::timeout(hard.after, load.start()).await {
-            Ok(out) => Some(out),
-            Err(_) => {
-                rec.add(|c| &c.hard_timeouts, 1);
-                None
-            }
-        },
-        None => Some(load.start().await),
-    };
-    match loaded {
-        Some(out) if !policy.failed(&out) => {
-            let took = started.elapsed();
+    match run_here(load, Hard::of(site, &policy)).await {
+        Ok((out, took)) if !policy.failed(&out) => {
             let plan = plan::<C, O, P>(cache, rec, site, fill, &policy, &out, took, None);
             apply(cache, rec, site, plan).await;
             out
         }
-        _ => {
+        failed => {
+            if failed.is_err() {
+                rec.add(|c| &c.hard_timeouts, 1);
+            }
             fill.give_back().await;
             policy.unstore(value)
         }
     }
+}
+
+/// Runs the body in the calling task, bounded by the hard timeout if there
+/// is one: its output and how long it took, or the timeout it passed (the
+/// load is then dropped).
+async fn run_here<O, L: Loader<O, B>, B>(
+    load: L,
+    hard: Option<Hard<O>>,
+) -> Result<(O, Duration), Hard<O>> {
+    let started = Instant::now();
+    let out = match hard {
+        Some(hard) => tokio::time::timeout(hard.after, load.start())
+            .await
+            .map_err(|_| hard)?,
+        None => load.start().await,
+    };
+    Ok((out, started.elapsed()))
 }
 
 /// Loads on a miss (or past `stale`), stores, and answers the caller:
@@ -438,15 +446,8 @@ where
     } else {
         (load, fill)
     };
-    let started = Instant::now();
-    let loaded = match hard {
-        Some(hard) => tokio::time::timeout(hard.after, load.start())
-            .await
-            .map_err(|_| hard),
-        None => Ok(load.start().await),
-    };
-    let out = match loaded {
-        Ok(out) => out,
+    let (out, took) = match run_here(load, hard).await {
+        Ok(loaded) => loaded,
         // Given up at the hard timeout; the load was dropped.
         Err(hard) => {
             return match fallback {
@@ -464,7 +465,6 @@ where
             };
         }
     };
-    let took = started.elapsed();
     let old = fallback.as_ref().map(|(_, old)| old);
     let plan = plan::<C, O, P>(cache, rec, site, fill, &policy, &out, took, old);
     let outcome = apply(cache, rec, site, plan).await;
