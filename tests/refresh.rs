@@ -269,6 +269,27 @@ async fn a_hard_timeout_gives_up_with_the_functions_error(b: Backend) {
     assert_eq!((s.hard_timeouts, s.fail_safe_activations), (2, 1), "{s:?}");
 }
 
+#[cached(key = "bounded:<id>", ttl = "1m", stale = "10m", hard_timeout = "100ms", cache = cache)]
+async fn bounded(cache: &Cache, db: &Db, id: u32) -> Result<u64, LoadError> {
+    db.row().await.map_err(LoadError::Db)
+}
+
+/// A background refresh nobody waits for is still given up at the hard
+/// timeout, so a stuck source does not pile up loads: the old value is
+/// then kept fresh for the throttle instead of loaded again at once.
+async fn a_hard_timeout_bounds_a_background_refresh(b: Backend) {
+    let (c, db) = (&b.cache, Db::new());
+    assert!(matches!(bounded(c, &db, 1).await, Ok(0)));
+    db.slow(60_000);
+    b.age("bounded:1", MINUTE + Duration::from_secs(1)).await;
+    assert!(matches!(at_once(bounded(c, &db, 1)).await, Ok(0)));
+    eventually(async || c.stats().hard_timeouts == 1).await;
+    for _ in 0..5 {
+        assert!(matches!(at_once(bounded(c, &db, 1)).await, Ok(0)));
+    }
+    assert_eq!(db.loads(), 2, "one given-up refresh, then the throttle");
+}
+
 /// With a load of 100 ms and β = 50, a read with 5 s left refreshes with
 /// probability e^(−5/(0.1·50)) ≈ 0.37, one of a fresh 60 s entry with
 /// e^(−12) ≈ 6·10⁻⁶.
@@ -325,6 +346,103 @@ on_both_backends_paused!(
     the_manual_api_sees_a_kept_entry_as_expired,
     a_slow_load_serves_the_last_value_and_lands_later,
     a_hard_timeout_gives_up_with_the_functions_error,
+    a_hard_timeout_bounds_a_background_refresh,
     early_refresh_reloads_a_hot_entry_before_it_expires,
     beta_zero_never_refreshes_early,
 );
+
+/// Plants another process's refresh lock on `key` (it is refreshing).
+async fn foreign_refresh(server: &cachemacro_tests::RedisServer, key: &str) {
+    let mut raw = server.raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(server.stored_key(&format!("{key}:__cachemacro:refresh")))
+        .arg("another process")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+#[cached(key = "locked-soft:<id>", ttl = "1m", lock = true, fail_safe = "1h", timeout = "200ms", cache = cache)]
+async fn locked_soft(cache: &Cache, db: &Db, id: u32) -> Result<u64, String> {
+    db.row().await
+}
+
+/// With `lock`, a reader finding another process refreshing an entry that
+/// `timeout` and `fail_safe` would serve does not wait out the lock wait:
+/// it gets the old value at once.
+#[tokio::test]
+async fn lock_with_timeout_serves_the_kept_value_at_once() {
+    let Some(b) = Backend::redis().await else {
+        return;
+    };
+    let (c, db) = (&b.cache, Db::new());
+    assert_eq!(locked_soft(c, &db, 1).await, Ok(0));
+    b.age("locked-soft:1", MINUTE + Duration::from_secs(1))
+        .await;
+    foreign_refresh(b.server.as_ref().unwrap(), "locked-soft:1").await;
+    assert_eq!(at_once(locked_soft(c, &db, 1)).await, Ok(0));
+    let s = c.stats();
+    assert_eq!(
+        (s.lock_waits, s.stale_served, db.loads()),
+        (0, 1, 1),
+        "{s:?}"
+    );
+}
+
+/// A caller that does not hold the refresh lock and whose load fails
+/// serves the old value but does not re-store it: that would refuse the
+/// lock holder's refresh, which stores over the entry it read.
+#[tokio::test]
+async fn only_the_refreshing_caller_throttles_a_failure() {
+    let Some(b) = Backend::redis().await else {
+        return;
+    };
+    let (c, db) = (&b.cache, Db::new());
+    assert_eq!(safe(c, &db, 5).await, Ok(0));
+    db.fail(true);
+    b.age("safe:5", MINUTE + Duration::from_secs(1)).await;
+    foreign_refresh(b.server.as_ref().unwrap(), "safe:5").await;
+    assert_eq!(safe(c, &db, 5).await, Ok(0), "fail-safe");
+    assert_eq!(safe(c, &db, 5).await, Ok(0), "fail-safe again");
+    let s = c.stats();
+    assert_eq!(
+        (db.loads(), s.fail_safe_activations, s.stores),
+        (3, 2, 1),
+        "no throttle: each call loaded, nothing re-stored ({s:?})"
+    );
+}
+
+#[cached(key = "slow-store:<id>", ttl = "1m", stale = "10m", hard_timeout = "1s", cache = cache)]
+async fn slow_store(cache: &Cache, db: &Db, id: u32) -> Result<u64, LoadError> {
+    db.row().await.map_err(LoadError::Db)
+}
+
+/// `hard_timeout` times the body, as inline: a body done in time is not
+/// turned into a timeout error by a slow store after it (Redis stalls for
+/// the whole 1 s operation timeout here).
+#[tokio::test]
+async fn a_timeout_times_the_body_not_the_store() {
+    let Some(server) = cachemacro_tests::RedisServer::start_controllable() else {
+        return;
+    };
+    let cache = Cache::builder()
+        .url(server.url())
+        .operation_timeout(Duration::from_secs(1))
+        .connect()
+        .await
+        .unwrap();
+    let db = Db::new();
+    db.slow(500);
+    let call = tokio::spawn({
+        let (cache, db) = (cache.clone(), db.clone());
+        async move { slow_store(&cache, &db, 1).await }
+    });
+    eventually(async || db.loads() == 1).await;
+    server.pause();
+    let result = call.await.unwrap();
+    server.resume();
+    assert!(matches!(result, Ok(0)), "{result:?}");
+    assert_eq!(cache.stats().hard_timeouts, 0);
+}

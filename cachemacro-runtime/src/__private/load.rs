@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::lookup::{Fill, Lookup, Old, lookup, stale_allows};
-use super::store::{apply, plan, throttle, unstored};
+use super::store::{Plan, apply, plan, throttle, unstored};
 use super::{Policy, Request, Site};
 use crate::codec::{Codec, Decoded, decode_entry};
 use crate::error::LoadTimeout;
@@ -28,8 +28,17 @@ pub trait Loader<O, B>: Sized {
     fn start(self) -> Self::Fut;
     /// Runs the body in a task of its own that then stores what it loaded
     /// (`then`); gives both back when it cannot.
-    #[allow(clippy::type_complexity)]
-    fn spawn(self, then: B) -> Result<JoinHandle<(O, Outcome)>, (Self, B)>;
+    fn spawn(self, then: B) -> Result<Spawned<O>, (Self, B)>;
+}
+
+/// A load running in a task of its own.
+pub struct Spawned<O> {
+    /// Its output and what waiters get, once stored; `None` when the body
+    /// was given up at its hard timeout.
+    handle: JoinHandle<Option<(O, Outcome)>>,
+    /// Closed when the body has finished (or was given up): timeouts time
+    /// the body, not the store after it, as they do inline.
+    body: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// A body that borrows the call's arguments: it runs in the caller only.
@@ -43,7 +52,7 @@ impl<O, B, F: Future<Output = O>> Loader<O, B> for Inline<F> {
         self.0
     }
 
-    fn spawn(self, then: B) -> Result<JoinHandle<(O, Outcome)>, (Self, B)> {
+    fn spawn(self, then: B) -> Result<Spawned<O>, (Self, B)> {
         Err((self, then))
     }
 }
@@ -67,13 +76,12 @@ where
         (self.0)()
     }
 
-    fn spawn(
-        self,
-        then: Background<C, P>,
-    ) -> Result<JoinHandle<(O, Outcome)>, (Self, Background<C, P>)> {
+    fn spawn(self, then: Background<C, P>) -> Result<Spawned<O>, (Self, Background<C, P>)> {
         let leading = flight::leading_keys();
         let load = (self.0)();
-        Ok(tokio::spawn(flight::leading_as(leading, then.run(load))))
+        let (done, body) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(flight::leading_as(leading, then.run(load, done)));
+        Ok(Spawned { handle, body })
     }
 }
 
@@ -88,13 +96,34 @@ pub struct Background<C, P> {
 }
 
 impl<C: Codec, P> Background<C, P> {
-    async fn run<O, F: Future<Output = O>>(self, load: F) -> (O, Outcome)
+    /// Runs the body, bounded by the function's `hard_timeout` even when no
+    /// caller waits (a stuck source must not pile up loads), then stores.
+    /// `done` is dropped as soon as the body is over.
+    async fn run<O, F: Future<Output = O>>(
+        self,
+        load: F,
+        done: tokio::sync::oneshot::Sender<()>,
+    ) -> Option<(O, Outcome)>
     where
         P: Policy<O>,
     {
         let rec = self.cache.recorder(Some(self.site.template));
         let started = Instant::now();
-        let out = load.await;
+        let out = match self.site.hard_timeout {
+            Some(after) => tokio::time::timeout(after, load).await.ok(),
+            None => Some(load.await),
+        };
+        drop(done);
+        let Some(out) = out else {
+            rec.add(|c| &c.hard_timeouts, 1);
+            // Given up: keep serving the old value a while rather than retry.
+            let plan = match &self.fallback {
+                Some(old) => throttle(&self.cache, self.fill, old),
+                None => Plan::GiveBack(self.fill, Outcome::Nothing),
+            };
+            apply(&self.cache, &rec, self.site, plan).await;
+            return None;
+        };
         let plan = plan::<C, O, P>(
             &self.cache,
             &rec,
@@ -106,7 +135,7 @@ impl<C: Codec, P> Background<C, P> {
             self.fallback.as_ref(),
         );
         let outcome = apply(&self.cache, &rec, self.site, plan).await;
-        (out, outcome)
+        Some((out, outcome))
     }
 }
 
@@ -138,12 +167,17 @@ impl<O> Hard<O> {
     }
 
     /// The error a call gets when its load was given up.
-    fn give_up(self, rec: &Recorder<'_>, site: &'static Site) -> O {
-        rec.add(|c| &c.hard_timeouts, 1);
+    fn error(self, site: &'static Site) -> O {
         (self.error)(LoadTimeout {
             function: site.function,
             after: self.after,
         })
+    }
+
+    /// Counts a load given up here, and makes its error.
+    fn give_up(self, rec: &Recorder<'_>, site: &'static Site) -> O {
+        rec.add(|c| &c.hard_timeouts, 1);
+        self.error(site)
     }
 }
 
@@ -431,7 +465,7 @@ where
     let (load, fill) = if L::SPAWNS && (soft.is_some() || hard.is_some()) {
         let old = fallback.as_ref().map(|(_, old)| old.clone());
         match load.spawn(call.background::<C, P>(fill, policy.clone(), old)) {
-            Ok(handle) => {
+            Ok(spawned) => {
                 let waited = Waited {
                     call,
                     policy,
@@ -439,7 +473,7 @@ where
                     soft,
                     hard,
                 };
-                return waited.join(handle, publish).await;
+                return waited.join(spawned, publish).await;
             }
             Err((load, then)) => (load, then.fill),
         }
@@ -504,66 +538,53 @@ struct Waited<'a, O, P: Policy<O>> {
 }
 
 impl<O, P: Policy<O>> Waited<'_, O, P> {
-    /// Waits up to the soft timeout (then serves the old value) and the
-    /// hard one (then the old value, or the function's timeout error); the
-    /// load goes on either way and stores its value when done.
-    async fn join(mut self, mut handle: JoinHandle<(O, Outcome)>, publish: &mut Publish<'_>) -> O {
+    /// Waits up to the soft timeout for the body (then serves the old
+    /// value); the task gives the body up at the hard timeout (then the old
+    /// value, or the function's timeout error). A load past the soft
+    /// timeout goes on and stores its value when done.
+    async fn join(mut self, spawned: Spawned<O>, publish: &mut Publish<'_>) -> O {
         let Call { rec, site, .. } = self.call;
-        let started = Instant::now();
+        let Spawned { handle, mut body } = spawned;
         if let Some(soft) = self.soft {
-            if let Ok(result) = tokio::time::timeout(soft, &mut handle).await {
-                return self.joined(result, publish);
-            }
-            if let Some((value, old)) = self.fallback.take() {
+            // `Err` here is the body's end (the sender dropped), not a failure.
+            let over = tokio::time::timeout(soft, &mut body).await.is_ok();
+            if !over && let Some((value, old)) = self.fallback.take() {
                 rec.add(|c| &c.soft_timeouts, 1);
                 rec.add(|c| &c.stale_served, 1);
                 publish.send(Outcome::Stale(old.bytes));
                 return self.policy.unstore(value);
             }
         }
-        let Some(hard) = self.hard else {
-            let result = handle.await;
-            return self.joined(result, publish);
-        };
-        let left = hard.after.saturating_sub(started.elapsed());
-        if let Ok(result) = tokio::time::timeout(left, &mut handle).await {
-            return self.joined(result, publish);
-        }
-        match self.fallback {
-            Some((value, old)) => {
-                rec.add(|c| &c.hard_timeouts, 1);
-                fail_safe(rec, publish, &old);
-                self.policy.unstore(value)
-            }
-            None => hard.give_up(rec, site),
-        }
-    }
-
-    /// The load's output, or the old value if it failed.
-    fn joined(
-        self,
-        result: Result<(O, Outcome), tokio::task::JoinError>,
-        publish: &mut Publish<'_>,
-    ) -> O {
-        match result {
-            Ok((out, outcome)) => match self.fallback {
-                Some((value, old)) if self.policy.failed(&out) => {
-                    fail_safe(self.call.rec, publish, &old);
+        match handle.await {
+            Ok(Some(loaded)) => self.joined(loaded, publish),
+            // The task counted the hard timeout and kept the old value.
+            Ok(None) => match (self.fallback, self.hard) {
+                (Some((value, old)), _) => {
+                    fail_safe(rec, publish, &old);
                     self.policy.unstore(value)
                 }
-                _ => {
-                    publish.send(outcome);
-                    out
-                }
+                (None, Some(hard)) => hard.error(site),
+                (None, None) => unreachable!("only a hard timeout gives a load up"),
             },
             // The body panicked in its task: panic here, as it would have inline.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only a runtime shutting down cancels the task, and this caller's
             // task is going down with it.
-            Err(e) => panic!(
-                "the load of `{}` was cancelled: {e}",
-                self.call.site.function
-            ),
+            Err(e) => panic!("the load of `{}` was cancelled: {e}", site.function),
+        }
+    }
+
+    /// The load's output, or the old value if it failed.
+    fn joined(self, (out, outcome): (O, Outcome), publish: &mut Publish<'_>) -> O {
+        match self.fallback {
+            Some((value, old)) if self.policy.failed(&out) => {
+                fail_safe(self.call.rec, publish, &old);
+                self.policy.unstore(value)
+            }
+            _ => {
+                publish.send(outcome);
+                out
+            }
         }
     }
 }

@@ -177,7 +177,7 @@ fn since_expiry(left_ms: i64) -> Duration {
 
 /// With `lock`, whether this read should wait for another process's load:
 /// the key holds its fill lease, or its refresh lock over an entry that
-/// `stale` may not serve.
+/// neither `stale` nor `timeout` (with `fail_safe`) would serve at once.
 fn waits(site: &Site, outcome: &Result<Read, crate::Error>) -> bool {
     match outcome {
         Ok(Read::Miss {
@@ -189,7 +189,11 @@ fn waits(site: &Site, outcome: &Result<Read, crate::Error>) -> bool {
             left_ms,
             refresh: Refresh::Theirs,
             ..
-        }) if *left_ms <= 0 => !stale_allows(site, since_expiry(*left_ms)),
+        }) if *left_ms <= 0 => {
+            let since = since_expiry(*left_ms);
+            !(stale_allows(site, since)
+                || site.timeout.is_some() && site.fail_safe.is_some_and(|w| since <= w))
+        }
         _ => false,
     }
 }

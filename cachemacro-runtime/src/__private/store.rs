@@ -77,10 +77,12 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
 }
 
 /// Re-stores `old` as fresh for the throttle (never past its own end), so
-/// the next calls are hits instead of loads against a failing source.
+/// the next calls are hits instead of loads against a failing source. Only
+/// the caller holding the refresh lock does: another caller's failure must
+/// not put the old value over the refresh the lock holder is storing.
 pub(super) fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
     let left = old.gone_at.saturating_duration_since(Instant::now());
-    if left < Duration::from_millis(1) {
+    if !fill.guard.armed || left < Duration::from_millis(1) {
         return Plan::GiveBack(fill, Outcome::Nothing);
     }
     let fresh = cache.0.defaults.fail_safe_throttle.min(left);

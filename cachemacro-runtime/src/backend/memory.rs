@@ -328,9 +328,13 @@ impl MemoryBackend {
                 }
             })
             .await;
-        if let Claim::Entry { lock, .. } = claim {
-            self.unlock(&refresh_lock(key), lock).await;
-        }
+        // As the store script: the refresh lock goes too if this caller
+        // holds it (a lease read over undecodable bytes may have taken it).
+        let token = match claim {
+            Claim::Lease(lease) => lease,
+            Claim::Entry { lock, .. } => lock,
+        };
+        self.unlock(&refresh_lock(key), token).await;
         if !matches!(result, CompResult::ReplacedWith(_)) {
             return false;
         }
