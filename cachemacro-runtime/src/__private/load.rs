@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::lookup::{Fill, Lookup, Old, lookup, stale_allows};
-use super::store::{Plan, apply, plan, throttle, unstored};
+use super::lookup::{Fill, Lookup, Old, fail_safe_allows, lookup, serves_kept_now};
+use super::store::{apply, failed, plan, unstored};
 use super::{Policy, Request, Site};
 use crate::codec::{Codec, Decoded, decode_entry};
 use crate::error::LoadTimeout;
@@ -117,10 +117,7 @@ impl<C: Codec, P> Background<C, P> {
         let Some(out) = out else {
             rec.add(|c| &c.hard_timeouts, 1);
             // Given up: keep serving the old value a while rather than retry.
-            let plan = match &self.fallback {
-                Some(old) => throttle(&self.cache, self.fill, old),
-                None => Plan::GiveBack(self.fill, Outcome::Nothing),
-            };
+            let plan = failed(&self.cache, self.fill, self.fallback.as_ref());
             apply(&self.cache, &rec, self.site, plan).await;
             return None;
         };
@@ -173,12 +170,6 @@ impl<O> Hard<O> {
             after: self.after,
         })
     }
-
-    /// Counts a load given up here, and makes its error.
-    fn give_up(self, rec: &Recorder<'_>, site: &'static Site) -> O {
-        rec.add(|c| &c.hard_timeouts, 1);
-        self.error(site)
-    }
 }
 
 /// Runs the body without the cache, under the hard timeout.
@@ -189,12 +180,12 @@ async fn uncached<O, B, L: Loader<O, B>, P: Policy<O>>(
     policy: &P,
 ) -> O {
     count_load(rec);
-    match Hard::of(site, policy) {
-        Some(hard) => match tokio::time::timeout(hard.after, load.start()).await {
-            Ok(out) => out,
-            Err(_) => hard.give_up(rec, site),
-        },
-        None => load.start().await,
+    match run_here(load, Hard::of(site, policy)).await {
+        Ok((out, _)) => out,
+        Err(hard) => {
+            rec.add(|c| &c.hard_timeouts, 1);
+            hard.error(site)
+        }
     }
 }
 
@@ -329,19 +320,12 @@ where
                 }
             }
         }
-        // `stale`; or `timeout` while another caller's load runs (it holds
-        // the refresh lock): an old value now beats waiting on a slow source.
         Lookup::Kept {
             value,
             old,
             since,
             fill,
-        } if L::SPAWNS
-            && (stale_allows(site, since)
-                || (site.timeout.is_some()
-                    && !fill.guard.armed
-                    && fail_safe_allows(site, since))) =>
-        {
+        } if L::SPAWNS && serves_kept_now(site, since, fill.guard.armed) => {
             rec.add(|c| &c.stale_served, 1);
             publish.send(Outcome::Stale(old.bytes.clone()));
             let served = policy.unstore(value);
@@ -482,20 +466,18 @@ where
     };
     let (out, took) = match run_here(load, hard).await {
         Ok(loaded) => loaded,
-        // Given up at the hard timeout; the load was dropped.
+        // Given up at the hard timeout; the load was dropped. Keep serving
+        // the old value a while rather than retry at once.
         Err(hard) => {
+            rec.add(|c| &c.hard_timeouts, 1);
+            let old = fallback.as_ref().map(|(_, old)| old);
+            apply(cache, rec, site, failed(cache, fill, old)).await;
             return match fallback {
                 Some((value, old)) => {
-                    rec.add(|c| &c.hard_timeouts, 1);
-                    // Keep serving the old value a while rather than retry at once.
-                    apply(cache, rec, site, throttle(cache, fill, &old)).await;
                     fail_safe(rec, publish, &old);
                     policy.unstore(value)
                 }
-                None => {
-                    fill.give_back().await;
-                    hard.give_up(rec, site)
-                }
+                None => hard.error(site),
             };
         }
     };
@@ -512,12 +494,6 @@ where
             out
         }
     }
-}
-
-/// Whether `fail_safe` (or `stale`, which keeps it too) lets a value
-/// `since` past its freshness stand in for a failed or slow load.
-fn fail_safe_allows(site: &Site, since: Duration) -> bool {
-    site.fail_safe.is_some_and(|window| since <= window) || stale_allows(site, since)
 }
 
 /// Counts and shares a fail-safe answer.

@@ -166,8 +166,23 @@ fn early_factor(beta: f64) -> f64 {
 }
 
 /// Whether `stale` lets a value `since` past its freshness be served.
-pub(super) fn stale_allows(site: &Site, since: Duration) -> bool {
+fn stale_allows(site: &Site, since: Duration) -> bool {
     site.stale.is_some_and(|window| since <= window)
+}
+
+/// Whether `fail_safe` (or `stale`, which keeps it too) lets a value
+/// `since` past its freshness stand in for a failed load.
+pub(super) fn fail_safe_allows(site: &Site, since: Duration) -> bool {
+    site.fail_safe.is_some_and(|window| since <= window) || stale_allows(site, since)
+}
+
+/// Whether a caller gets a kept value at once instead of loading or
+/// waiting: under `stale`; or under `timeout` while another caller's load
+/// runs (it holds the refresh lock), as an old value beats waiting on a
+/// slow source.
+pub(super) fn serves_kept_now(site: &Site, since: Duration, refreshing: bool) -> bool {
+    stale_allows(site, since)
+        || (site.timeout.is_some() && !refreshing && fail_safe_allows(site, since))
 }
 
 /// Past freshness, as a duration, from a hit's freshness left.
@@ -177,7 +192,7 @@ fn since_expiry(left_ms: i64) -> Duration {
 
 /// With `lock`, whether this read should wait for another process's load:
 /// the key holds its fill lease, or its refresh lock over an entry that
-/// neither `stale` nor `timeout` (with `fail_safe`) would serve at once.
+/// would not be served at once ([`serves_kept_now`]).
 fn waits(site: &Site, outcome: &Result<Read, crate::Error>) -> bool {
     match outcome {
         Ok(Read::Miss {
@@ -189,11 +204,7 @@ fn waits(site: &Site, outcome: &Result<Read, crate::Error>) -> bool {
             left_ms,
             refresh: Refresh::Theirs,
             ..
-        }) if *left_ms <= 0 => {
-            let since = since_expiry(*left_ms);
-            !(stale_allows(site, since)
-                || site.timeout.is_some() && site.fail_safe.is_some_and(|w| since <= w))
-        }
+        }) if *left_ms <= 0 => !serves_kept_now(site, since_expiry(*left_ms), false),
         _ => false,
     }
 }

@@ -49,10 +49,7 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
     fallback: Option<&Old>,
 ) -> Plan {
     if policy.failed(out) {
-        return match fallback {
-            Some(old) => throttle(cache, fill, old),
-            None => Plan::GiveBack(fill, Outcome::Nothing),
-        };
+        return failed(cache, fill, fallback);
     }
     let Some((value, ttl)) = policy.store_as(site, out) else {
         return Plan::GiveBack(fill, Outcome::Nothing);
@@ -76,11 +73,20 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
     }
 }
 
+/// For a load that failed or was given up: the old value kept fresh for
+/// the throttle if there is one, else the key given back.
+pub(super) fn failed(cache: &Cache, fill: Fill, fallback: Option<&Old>) -> Plan {
+    match fallback {
+        Some(old) => throttle(cache, fill, old),
+        None => Plan::GiveBack(fill, Outcome::Nothing),
+    }
+}
+
 /// Re-stores `old` as fresh for the throttle (never past its own end), so
 /// the next calls are hits instead of loads against a failing source. Only
 /// the caller holding the refresh lock does: another caller's failure must
 /// not put the old value over the refresh the lock holder is storing.
-pub(super) fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
+fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
     let left = old.gone_at.saturating_duration_since(Instant::now());
     if !fill.guard.armed || left < Duration::from_millis(1) {
         return Plan::GiveBack(fill, Outcome::Nothing);
