@@ -40,7 +40,7 @@ const SHARDS: usize = 16;
 
 /// What a finished flight hands to its waiters.
 #[derive(Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The entry's bytes, as read or as stored (moved, never copied).
     Entry(Arc<Vec<u8>>),
     /// The leader's value, encoded but not stored (no lease, the backend

@@ -204,7 +204,9 @@ fn spawnable(block: &syn::Block, copied: &[Copied<'_>], span: Span) -> TokenStre
     let mut this = None;
     for (i, copy) in copied.iter().enumerate() {
         let tmp = format_ident!("__cachemacro_arg{}", i);
-        match copy {
+        // What is copied, where a copy that fails is reported, and the name
+        // the body sees it by (`self` is renamed: `let self` is not allowed).
+        let (source, at, by_ref, mutability, bound) = match copy {
             Copied::Param {
                 ident,
                 ty,
@@ -216,39 +218,41 @@ fn spawnable(block: &syn::Block, copied: &[Copied<'_>], span: Span) -> TokenStre
                     syn::Type::Reference(r) => r.elem.span(),
                     other => other.span(),
                 };
-                if *by_ref {
-                    copies.extend(
-                        quote_spanned!(at=> let #tmp = __cachemacro_private::own_ref::<_>(#ident);),
-                    );
-                    rebinds.extend(
-                        quote!(#[allow(unused_variables)] let #mutability #ident = #tmp.get();),
-                    );
-                } else {
-                    copies.extend(
-                        quote_spanned!(at=> let #tmp = __cachemacro_private::own::<_>(&#ident);),
-                    );
-                    rebinds.extend(quote!(#[allow(unused_variables, unused_mut)] let #mutability #ident = #tmp;));
-                }
+                (
+                    ident.to_token_stream(),
+                    at,
+                    *by_ref,
+                    *mutability,
+                    (*ident).clone(),
+                )
             }
             Copied::Receiver { receiver, by_ref } => {
                 let token = receiver.self_token;
-                let at = token.span;
-                let renamed = syn::Ident::new("__cachemacro_self", at);
-                if *by_ref {
-                    copies.extend(
-                        quote_spanned!(at=> let #tmp = __cachemacro_private::own_ref::<_>(#token);),
-                    );
-                    rebinds.extend(quote!(#[allow(unused_variables)] let #renamed = #tmp.get();));
-                } else {
-                    let mutability = receiver.mutability;
-                    copies.extend(
-                        quote_spanned!(at=> let #tmp = __cachemacro_private::own::<_>(&#token);),
-                    );
-                    rebinds.extend(quote!(#[allow(unused_variables, unused_mut)] let #mutability #renamed = #tmp;));
-                }
-                this = Some(renamed);
+                let renamed = syn::Ident::new("__cachemacro_self", token.span);
+                this = Some(renamed.clone());
+                (
+                    token.to_token_stream(),
+                    token.span,
+                    *by_ref,
+                    receiver.mutability,
+                    renamed,
+                )
             }
-        }
+        };
+        let (copy, lend) = if by_ref {
+            (
+                quote_spanned!(at=> __cachemacro_private::own_ref::<_>(#source)),
+                quote!(#tmp.get()),
+            )
+        } else {
+            (
+                quote_spanned!(at=> __cachemacro_private::own::<_>(&#source)),
+                quote!(#tmp),
+            )
+        };
+        copies.extend(quote_spanned!(at=> let #tmp = #copy;));
+        rebinds
+            .extend(quote!(#[allow(unused_variables, unused_mut)] let #mutability #bound = #lend;));
     }
     let body = match &this {
         Some(renamed) => rename_self(block.to_token_stream(), renamed),

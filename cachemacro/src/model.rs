@@ -118,8 +118,9 @@ fn params(func: &ItemFn) -> Vec<Param<'_>> {
         .collect()
 }
 
-/// The one generic argument of a path type's last segment named `name`.
-fn last_segment_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+/// Generic argument `nth` (a type) of a path type's last segment named
+/// `name`: `T` (0) or `E` (1) of `Result<T, E>`.
+fn last_segment_arg<'a>(ty: &'a Type, name: &str, nth: usize) -> Option<&'a Type> {
     let Type::Path(tp) = ty else { return None };
     let last = tp.path.segments.last()?;
     if last.ident != name {
@@ -128,19 +129,7 @@ fn last_segment_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
     let PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
-    match args.args.first()? {
-        GenericArgument::Type(t) => Some(t),
-        _ => None,
-    }
-}
-
-/// The second generic argument of a path type's last segment (`E` of `Result<T, E>`).
-fn second_arg(ty: &Type) -> Option<&Type> {
-    let Type::Path(tp) = ty else { return None };
-    let PathArguments::AngleBracketed(args) = &tp.path.segments.last()?.arguments else {
-        return None;
-    };
-    match args.args.iter().nth(1)? {
+    match args.args.iter().nth(nth)? {
         GenericArgument::Type(t) => Some(t),
         _ => None,
     }
@@ -219,11 +208,11 @@ fn returns(func: &ItemFn) -> syn::Result<Returns<'_>> {
             "`#[cached]` cannot store an `impl Trait` value: name a concrete type that implements `Serialize` and `Deserialize`",
         ));
     }
-    if let Some(ok) = last_segment_arg(ty, "Result") {
-        let err = second_arg(ty).unwrap_or(ty);
+    if let Some(ok) = last_segment_arg(ty, "Result", 0) {
+        let err = last_segment_arg(ty, "Result", 1).unwrap_or(ty);
         return Ok(Returns::Result { ok, err });
     }
-    if let Some(inner) = last_segment_arg(ty, "Option") {
+    if let Some(inner) = last_segment_arg(ty, "Option", 0) {
         return Ok(Returns::Option { inner });
     }
     Ok(Returns::Plain(Some(ty)))
