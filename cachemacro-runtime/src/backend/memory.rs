@@ -39,6 +39,15 @@ impl Entry {
     fn live(&self) -> bool {
         self.expires_at.is_none_or(|at| Instant::now() < at)
     }
+
+    /// Time to live in ms, `None` without expiry (Redis `PTTL` -1).
+    fn pttl(&self) -> Option<i64> {
+        let at = self.expires_at?;
+        Some(
+            i64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
+                .unwrap_or(i64::MAX),
+        )
+    }
 }
 
 struct TtlExpiry;
@@ -237,16 +246,15 @@ impl MemoryBackend {
                 None => MissKind::Unreadable,
                 Some(entry) => {
                     if self.tags_current(&entry.tags, req.tags).await {
-                        let Some(at) = e.expires_at else {
+                        let Some(pttl) = e.pttl() else {
                             return Read::Hit {
                                 bytes: e.bytes.to_vec(),
                                 left_ms: i64::MAX,
                                 refresh: Refresh::No,
                             };
                         };
-                        let pttl = at.saturating_duration_since(Instant::now()).as_millis();
-                        let left_ms = i64::try_from(pttl).unwrap_or(i64::MAX)
-                            - i64::try_from(entry.meta.grace.as_millis()).unwrap_or(i64::MAX);
+                        let left_ms =
+                            pttl - i64::try_from(entry.meta.grace.as_millis()).unwrap_or(i64::MAX);
                         let window = entry.meta.load.as_secs_f64() * 1000.0 * req.early;
                         let due = left_ms <= 0 || (req.early > 0.0 && left_ms as f64 <= window);
                         let refresh = if !due {
@@ -372,14 +380,7 @@ impl MemoryBackend {
         for key in keys {
             out.push(match self.live_entry(key).await {
                 None => -2,
-                Some(Entry {
-                    expires_at: None, ..
-                }) => -1,
-                Some(Entry {
-                    expires_at: Some(at),
-                    ..
-                }) => i64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
-                    .unwrap_or(i64::MAX),
+                Some(e) => e.pttl().unwrap_or(-1),
             });
         }
         out
