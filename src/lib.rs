@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use cachemacro_runtime::Cache;
+use cachemacro_runtime::{Cache, CacheBuilder};
 
 /// A redis-server for one test; killed on drop.
 pub struct RedisServer {
@@ -327,12 +327,32 @@ impl RedisServer {
         }
     }
 
-    /// A cache on this server with a short operation timeout, so outage
-    /// tests finish quickly.
-    pub async fn cache(&self) -> Cache {
+    /// A builder for a cache on this server (its URL and this test's
+    /// namespace), for tests that configure the cache themselves.
+    pub fn builder(&self) -> CacheBuilder {
         Cache::builder()
             .url(self.url())
             .namespace(self.namespace.clone())
+    }
+
+    /// Sets `key` (under this test's namespace) to raw `value` for `ms`
+    /// milliseconds: another process's lease or lock, or hostile bytes.
+    pub async fn plant(&self, key: &str, value: &[u8], ms: u64) {
+        let mut raw = self.raw().await;
+        let _: () = redis::cmd("SET")
+            .arg(self.stored_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut raw)
+            .await
+            .expect("SET");
+    }
+
+    /// A cache on this server with a short operation timeout, so outage
+    /// tests finish quickly.
+    pub async fn cache(&self) -> Cache {
+        self.builder()
             .operation_timeout(Duration::from_millis(200))
             .connect_timeout(Duration::from_millis(500))
             .connect()

@@ -353,15 +353,8 @@ on_both_backends_paused!(
 
 /// Plants another process's refresh lock on `key` (it is refreshing).
 async fn foreign_refresh(server: &cachemacro_tests::RedisServer, key: &str) {
-    let mut raw = server.raw().await;
-    let _: () = redis::cmd("SET")
-        .arg(server.stored_key(&format!("{key}:__cachemacro:refresh")))
-        .arg("another process")
-        .arg("PX")
-        .arg(60_000)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let lock = format!("{key}:__cachemacro:refresh");
+    server.plant(&lock, b"another process", 60_000).await;
 }
 
 #[cached(key = "locked-soft:<id>", ttl = "1m", lock = true, fail_safe = "1h", timeout = "200ms", cache = cache)]
@@ -427,8 +420,8 @@ async fn a_timeout_times_the_body_not_the_store() {
     let Some(server) = cachemacro_tests::RedisServer::start_controllable() else {
         return;
     };
-    let cache = Cache::builder()
-        .url(server.url())
+    let cache = server
+        .builder()
         .operation_timeout(Duration::from_secs(1))
         .connect()
         .await

@@ -266,17 +266,9 @@ async fn shared(cache: &Cache, db: &Db, id: u32) -> u64 {
 
 /// Plants another process's fill lease on `key` for `ms` milliseconds.
 async fn foreign_lease(server: &cachemacro_tests::RedisServer, key: &str, ms: u64) {
-    let mut raw = server.raw().await;
     let mut lease: Vec<u8> = vec![0xCA, 0x1E];
     lease.extend_from_slice(&[7; 16]);
-    let _: () = redis::cmd("SET")
-        .arg(server.stored_key(key))
-        .arg(lease)
-        .arg("PX")
-        .arg(ms)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    server.plant(key, &lease, ms).await;
 }
 
 /// When the leader cannot store (another process holds the key's lease, or
@@ -328,9 +320,8 @@ async fn builder_defaults_apply_where_the_function_is_silent() {
     let Some(server) = cachemacro_tests::RedisServer::start() else {
         return;
     };
-    let cache = Cache::builder()
-        .url(server.url())
-        .namespace(server.stored_key("").trim_end_matches(':'))
+    let cache = server
+        .builder()
         .lock(true)
         .jitter(0.2)
         .connect()
