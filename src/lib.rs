@@ -423,6 +423,18 @@ impl Drop for RedisServer {
     }
 }
 
+/// Polls `check` every 50 ms until it holds, for up to 10 s (of real or
+/// paused time); panics naming `what` if it never does.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
+
 /// The backend a behavioural test runs against.
 pub struct Backend {
     /// The cache under test.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, Error, cached, invalidates};
-use cachemacro_tests::RedisServer;
+use cachemacro_tests::{RedisServer, eventually};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("database error")]
@@ -34,17 +34,6 @@ fn favourites(id: u64) -> Result<Vec<String>, DbError> {
     Ok(vec![format!("favourites of {id}")])
 }
 
-/// Retries `attempt` (a bounded number of times) until it returns true.
-async fn eventually(mut attempt: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if attempt().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the cache did not recover after Redis came back");
-}
-
 #[tokio::test]
 async fn redis_killed_mid_test_serves_the_body_then_recovers() {
     let Some(mut server) = RedisServer::start_controllable() else {
@@ -64,7 +53,7 @@ async fn redis_killed_mid_test_serves_the_body_then_recovers() {
     assert_eq!(s.loads, 4, "every call during the outage ran the body");
 
     server.restart();
-    eventually(async || {
+    eventually("the cache recovered after Redis came back", async || {
         let _ = bounded(user_collections(&cache, 3)).await;
         matches!(
             cache.get::<Vec<String>>("user-collections:3").await,
@@ -95,7 +84,10 @@ async fn paused_redis_times_out_instead_of_hanging() {
     assert!(cache.stats().errors >= 3);
     server.resume();
 
-    eventually(async || cache.get::<Vec<String>>("user-collections:1").await.is_ok()).await;
+    eventually("the cache recovered after Redis came back", async || {
+        cache.get::<Vec<String>>("user-collections:1").await.is_ok()
+    })
+    .await;
     let hits = cache.stats().hits;
     user_collections(&cache, 1).await.unwrap();
     assert_eq!(
@@ -213,7 +205,7 @@ async fn redis_down_at_boot() {
     assert!(cache.stats().errors >= 1);
 
     server.restart();
-    eventually(async || {
+    eventually("the cache recovered after Redis came back", async || {
         let _ = bounded(user_collections(&cache, 2)).await;
         matches!(
             cache.get::<Vec<String>>("user-collections:2").await,
@@ -379,7 +371,7 @@ async fn a_read_that_timed_out_does_not_leave_the_key_reserved() {
     server.pause();
     assert_eq!(bounded(tagged(&cache, 1)).await, 1);
     server.resume();
-    eventually(async || {
+    eventually("the cache recovered after Redis came back", async || {
         tagged(&cache, 1).await;
         cache.stats().stores == 1
     })

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, LoadTimeout, cached, invalidates};
-use cachemacro_tests::{Backend, on_both_backends_paused};
+use cachemacro_tests::{Backend, eventually, on_both_backends_paused};
 use tokio::sync::watch;
 
 /// A source whose row changes, that can fail, be slow, or be held mid-load.
@@ -82,17 +82,6 @@ async fn at_once<T>(call: impl Future<Output = T>) -> T {
         .expect("the caller waited for the load")
 }
 
-/// Polls `done` until it holds (bounded; real or paused time).
-async fn eventually(mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..500 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the condition never held");
-}
-
 const MINUTE: Duration = Duration::from_secs(60);
 
 #[cached(key = "swr:<id>", ttl = "1m", stale = "10m", cache = cache)]
@@ -111,11 +100,11 @@ async fn stale_serves_the_old_value_while_one_refresh_runs(b: Backend) {
     for _ in 0..10 {
         assert_eq!(at_once(swr(c, &db, 1)).await, Ok(0));
     }
-    eventually(async || db.loads() == 2).await;
+    eventually("the refresh started", async || db.loads() == 2).await;
     let s = c.stats();
     assert_eq!((s.stale_served, s.loads), (10, 2), "{s:?}");
     db.hold(false);
-    eventually(async || swr(c, &db, 1).await == Ok(1)).await;
+    eventually("the refresh landed", async || swr(c, &db, 1).await == Ok(1)).await;
     assert_eq!(db.loads(), 2, "one refresh for all the stale reads");
     assert_eq!(c.stats().stores, 2);
 }
@@ -128,11 +117,14 @@ async fn a_refresh_never_lands_over_an_invalidation(b: Backend) {
     db.hold(true);
     b.age("swr:2", MINUTE + Duration::from_secs(1)).await;
     assert_eq!(at_once(swr(c, &db, 2)).await, Ok(0));
-    eventually(async || db.loads() == 2).await; // the refresh read version 0
+    eventually("the refresh started", async || db.loads() == 2).await; // the refresh read version 0
     db.write(1);
     assert!(c.delete("swr:2").await.unwrap(), "the write's invalidation");
     db.hold(false);
-    eventually(async || c.stats().fills_dropped == 1).await;
+    eventually("the refresh was dropped", async || {
+        c.stats().fills_dropped == 1
+    })
+    .await;
     assert_eq!(c.get::<u64>("swr:2").await.unwrap(), None);
     assert_eq!(
         swr(c, &db, 2).await,
@@ -218,7 +210,10 @@ async fn a_slow_load_serves_the_last_value_and_lands_later(b: Backend) {
     assert_eq!(at_once(soft(c, &db, 1)).await, Ok(0));
     assert_eq!(db.loads(), 2);
     db.hold(false);
-    eventually(async || soft(c, &db, 1).await == Ok(1)).await;
+    eventually("the slow load landed", async || {
+        soft(c, &db, 1).await == Ok(1)
+    })
+    .await;
     assert_eq!(db.loads(), 2, "the timed-out load stored its value");
 }
 
@@ -283,7 +278,10 @@ async fn a_hard_timeout_bounds_a_background_refresh(b: Backend) {
     db.slow(60_000);
     b.age("bounded:1", MINUTE + Duration::from_secs(1)).await;
     assert!(matches!(at_once(bounded(c, &db, 1)).await, Ok(0)));
-    eventually(async || c.stats().hard_timeouts == 1).await;
+    eventually("the refresh was given up", async || {
+        c.stats().hard_timeouts == 1
+    })
+    .await;
     for _ in 0..5 {
         assert!(matches!(at_once(bounded(c, &db, 1)).await, Ok(0)));
     }
@@ -432,7 +430,7 @@ async fn a_timeout_times_the_body_not_the_store() {
         let (cache, db) = (cache.clone(), db.clone());
         async move { slow_store(&cache, &db, 1).await }
     });
-    eventually(async || db.loads() == 1).await;
+    eventually("the load started", async || db.loads() == 1).await;
     server.pause();
     let result = call.await.unwrap();
     server.resume();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, cached, invalidates};
-use cachemacro_tests::RedisServer;
+use cachemacro_tests::{RedisServer, eventually};
 
 /// The "database" row each user's collections are read from.
 static ROWS: [AtomicU64; 16] = [const { AtomicU64::new(1) }; 16];
@@ -40,17 +40,6 @@ async fn bounded<F: Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
         .expect("came back instead of hanging")
-}
-
-/// Retries `check` a bounded number of times until it holds.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 async fn exists(server: &RedisServer, key: &str) -> bool {
