@@ -190,3 +190,6 @@ pub(super) fn nearest(
         .min()
         .map(|(_, c)| c)
 }
+
+#[cfg(test)]
+mod tests;
