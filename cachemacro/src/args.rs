@@ -1,20 +1,53 @@
 //! Attribute arguments: `key = "…"`, `ttl = …`, `cache = <expr>`, … each
 //! stored with its span; every bad argument is reported, not just the first.
 //!
+//! Each argument name is a `custom_keyword!` with an arm of its own in a
+//! `lookahead1` chain; a name no arm knows is an error at that name ("did
+//! you mean …?"), never read as some other argument.
+//!
 //! Parsing never fails as a whole: what could be read is kept and the errors
 //! travel in `errors`, so the model can add its own (an unknown placeholder,
 //! a missing `async`) and the user sees all of them at once.
 
+use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Lit, LitBool, LitStr, Path, Token};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token};
+
+use crate::template::subspan;
+
+/// Every argument name but `crate`, which is `Token![crate]`.
+mod kw {
+    syn::custom_keyword!(key);
+    syn::custom_keyword!(ttl);
+    syn::custom_keyword!(none_ttl);
+    syn::custom_keyword!(cache);
+    syn::custom_keyword!(codec);
+    syn::custom_keyword!(tag);
+    syn::custom_keyword!(tags);
+    syn::custom_keyword!(lock);
+    syn::custom_keyword!(jitter);
+    syn::custom_keyword!(cache_if);
+    syn::custom_keyword!(unless);
+    syn::custom_keyword!(beta);
+    syn::custom_keyword!(stale);
+    syn::custom_keyword!(fail_safe);
+    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(hard_timeout);
+    syn::custom_keyword!(before);
+}
 
 /// A duration argument.
 pub struct Ttl {
     pub duration: Duration,
+    /// The literal it was written as (`300`, `"5m"`).
+    pub span: Span,
 }
 
 /// `#[cached(…)]`.
@@ -66,8 +99,11 @@ pub struct InvalidatesArgs {
     pub errors: Option<syn::Error>,
 }
 
-/// Each argument with the example shown when its value is missing or wrong.
-const CACHED_ARGS: &[(&str, &str)] = &[
+/// An attribute's arguments, each with the example shown when its value is
+/// missing or wrong: the list in "unknown argument" and "did you mean".
+type Valid = &'static [(&'static str, &'static str)];
+
+const CACHED_ARGS: Valid = &[
     ("key", "key = \"user:<user_id>\""),
     ("ttl", "ttl = \"5m\""),
     ("none_ttl", "none_ttl = \"30s\""),
@@ -85,7 +121,7 @@ const CACHED_ARGS: &[(&str, &str)] = &[
     ("hard_timeout", "hard_timeout = \"2s\""),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
-const INVALIDATES_ARGS: &[(&str, &str)] = &[
+const INVALIDATES_ARGS: Valid = &[
     ("tag", "tag = \"user:<user_id>\""),
     ("tags", "tags = [\"user:<user_id>\"]"),
     ("before", "before = true"),
@@ -128,11 +164,53 @@ impl From<Option<syn::Error>> for Errors {
     }
 }
 
+/// A known argument's name where it was written, with its example.
+struct Name {
+    text: &'static str,
+    /// `ttl = "5m"`: shown when the value is missing or wrong.
+    example: &'static str,
+    span: Span,
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+/// The keyword `K` (peeked by the caller) and the `=` after it.
+fn name<K: Parse + ToTokens>(input: ParseStream, valid: Valid) -> syn::Result<Name> {
+    let keyword: K = input.parse()?;
+    let span = keyword.span();
+    let written = keyword.to_token_stream().to_string();
+    let Some(&(text, example)) = valid.iter().find(|(n, _)| *n == written) else {
+        return Err(syn::Error::new(
+            span,
+            format!(
+                "internal error in cachemacro: `{written}` has no entry in the argument list; please report this"
+            ),
+        ));
+    };
+    let name = Name {
+        text,
+        example,
+        span,
+    };
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(
+            span,
+            format!("`{name}` needs a value, as in `{example}`"),
+        ));
+    }
+    input.parse::<Token![=]>()?;
+    Ok(name)
+}
+
 /// Stores `value` unless `slot` is set, in which case the second one is reported.
-fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors) {
+fn set<T>(slot: &mut Option<T>, value: T, name: &Name, errors: &mut Errors) {
     if slot.is_some() {
         errors.push_at(
-            name.span(),
+            name.span,
             format!(
                 "duplicate `{name}` argument: `{name}` is already given earlier in this attribute"
             ),
@@ -140,31 +218,6 @@ fn set<T>(slot: &mut Option<T>, value: T, name: &syn::Ident, errors: &mut Errors
     } else {
         *slot = Some(value);
     }
-}
-
-/// The name before `=`, keywords included (`crate`).
-fn parse_name(input: ParseStream, what: &str) -> syn::Result<syn::Ident> {
-    if input.peek(LitStr) {
-        let lit: LitStr = input.parse()?;
-        return Err(syn::Error::new(
-            lit.span(),
-            format!(
-                "the key template is a named argument: write `key = {}`",
-                quote::ToTokens::to_token_stream(&lit)
-            ),
-        ));
-    }
-    input.call(syn::Ident::parse_any).map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!("expected an argument of `{what}`, as in `key = \"user:<user_id>\"`"),
-        )
-    })
-}
-
-/// The example for `name`, if it is a known argument.
-fn example<'a>(name: &syn::Ident, valid: &'a [(&str, &str)]) -> Option<&'a str> {
-    valid.iter().find(|(n, _)| name == n).map(|(_, e)| *e)
 }
 
 /// The candidate `given` is most likely a misspelling of, if any: within a
@@ -183,7 +236,7 @@ pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .map(|(_, _, c)| c)
 }
 
-fn unknown(name: &syn::Ident, valid: &[(&str, &str)], what: &str) -> syn::Error {
+fn unknown(name: &Ident, valid: Valid, what: &str) -> syn::Error {
     let list = valid
         .iter()
         .map(|(v, _)| format!("`{v}`"))
@@ -204,26 +257,21 @@ fn unknown(name: &syn::Ident, valid: &[(&str, &str)], what: &str) -> syn::Error 
     syn::Error::new(name.span(), msg)
 }
 
-/// `=` after a known argument's name.
-fn parse_eq(input: ParseStream, name: &syn::Ident, example: &str) -> syn::Result<()> {
-    if input.peek(Token![=]) {
-        input.parse::<Token![=]>()?;
-        Ok(())
+/// What no arm took: an unknown name (reported at it, with a suggestion)
+/// or something that is not an argument at all (`expected`).
+fn not_an_argument(input: ParseStream, valid: Valid, what: &str, expected: &str) -> syn::Error {
+    if input.peek(Ident::peek_any) {
+        match input.call(Ident::parse_any) {
+            Ok(name) => unknown(&name, valid, what),
+            Err(e) => e,
+        }
     } else {
-        Err(syn::Error::new(
-            name.span(),
-            format!("`{name}` needs a value, as in `{example}`"),
-        ))
+        syn::Error::new(input.span(), expected)
     }
 }
 
 /// Checks that `value_span`'s value is the whole argument (`ttl = 60 * 5` is not).
-fn end_of_value(
-    input: ParseStream,
-    name: &syn::Ident,
-    value_span: Span,
-    what: &str,
-) -> syn::Result<()> {
+fn end_of_value(input: ParseStream, name: &Name, value_span: Span, what: &str) -> syn::Result<()> {
     if input.is_empty() || input.peek(Token![,]) {
         Ok(())
     } else {
@@ -235,32 +283,136 @@ fn end_of_value(
 }
 
 /// What a duration argument takes, for error messages.
-fn ttl_forms(name: &syn::Ident) -> String {
+fn ttl_forms(name: &Name) -> String {
     format!(
         "seconds (`{name} = 300`) or a duration string (`{name} = \"5m\"`, `\"1h30m\"`, `\"500ms\"`)"
     )
 }
 
-/// Explains a humantime error in terms of the string the user wrote.
-fn duration_error(text: &str, e: &humantime::DurationError) -> String {
+/// Every unit a duration string may use: humantime's, without months and
+/// years (see [`refused_unit`]).
+const UNITS: &[&str] = &[
+    "ns", "nanos", "nsec", "us", "µs", "usec", "ms", "millis", "msec", "s", "sec", "secs",
+    "second", "seconds", "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour",
+    "hours", "d", "day", "days", "w", "wk", "wks", "week", "weeks",
+];
+
+/// The units listed when one is unknown.
+const UNITS_HELP: &str = "units: `ns`, `us`, `ms`, `s`, `m` (minutes), `h`, `d`, `w`; long forms such as `sec`, `min`, `hours`, `days` and `weeks` also work";
+
+/// Each unit in `text` with the number before it, as byte ranges: the
+/// letters humantime reads as a unit, with the digits (and `.`) before them.
+fn units(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
+    let is_unit = |c: char| c.is_ascii_alphabetic() || c == 'µ';
+    let mut out = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if !is_unit(c) {
+            continue;
+        }
+        let mut end = start + c.len_utf8();
+        while let Some(&(at, c)) = chars.peek().filter(|(_, c)| is_unit(*c)) {
+            end = at + c.len_utf8();
+            chars.next();
+        }
+        let number = number_before(text, start);
+        if !number.is_empty() {
+            out.push((number, start..end));
+        }
+    }
+    out
+}
+
+/// The number (digits and `.`) before byte `at`, spaces between allowed.
+fn number_before(text: &str, at: usize) -> Range<usize> {
+    let before = text[..at].trim_end();
+    let start = before
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+        .len();
+    start..before.len()
+}
+
+/// A unit humantime reads but cachemacro refuses: `M` is months, one key
+/// away from `m` for minutes, and a month or a year has no fixed length.
+/// Weeks are exact and kept. The message and the bytes of `number` `unit`.
+fn refused_unit(
+    text: &str,
+    (number, unit): (Range<usize>, Range<usize>),
+) -> Option<(String, Range<usize>)> {
+    let n = &text[number.clone()];
+    let message = match &text[unit.clone()] {
+        "M" => format!("`M` is months, which are not accepted; for minutes write `{n}m`"),
+        u @ ("month" | "months") => format!(
+            "`{u}` is not accepted, as a month has no fixed length; write days or weeks, as in `30d` or `4w`"
+        ),
+        u @ ("y" | "yr" | "yrs" | "year" | "years") => format!(
+            "`{u}` (years) is not accepted, as a year has no fixed length; write days or weeks, as in `365d` or `52w`"
+        ),
+        _ => return None,
+    };
+    Some((message, number.start..unit.end))
+}
+
+/// Explains a humantime error in terms of the string the user wrote, with
+/// the bytes it is about (`None`: the whole string).
+fn duration_error(text: &str, e: &humantime::DurationError) -> (String, Option<Range<usize>>) {
     use humantime::DurationError as E;
     let rest = |at: usize| text.get(at..).unwrap_or_default().trim();
+    let examples = "; write e.g. \"30s\", \"5m\", \"1h30m\", \"500ms\"";
     match e {
-        E::InvalidCharacter(at) => format!("unexpected `{}`", rest(*at)),
-        E::NumberExpected(at) => format!("expected a number at `{}`", rest(*at)),
-        E::UnknownUnit { unit, value, .. } if unit.is_empty() => {
-            format!("`{value}` needs a unit, as in `{value}s` or `{value}m`")
-        }
-        E::UnknownUnit { unit, .. } => format!(
-            "unknown unit `{unit}` (units: ms, s, m, h, d, w; long forms such as `min` and `hours` also work)"
+        E::InvalidCharacter(at) => (
+            format!("unexpected `{}`{examples}", rest(*at)),
+            Some(*at..text.len()),
         ),
-        E::NumberOverflow => "the number is too large".into(),
-        E::Empty => "it is empty".into(),
+        E::NumberExpected(at) => (
+            format!("expected a number at `{}`{examples}", rest(*at)),
+            Some(*at..text.len()),
+        ),
+        E::UnknownUnit { unit, value, .. } if unit.is_empty() => (
+            format!("`{value}` needs a unit, as in `{value}s` or `{value}m`"),
+            None,
+        ),
+        E::UnknownUnit {
+            unit, start, end, ..
+        } => {
+            let lower = unit.to_lowercase();
+            let message = if UNITS.contains(&lower.as_str()) {
+                let number = &text[number_before(text, *start)];
+                format!("unknown unit `{unit}`: units are lowercase, as in `{number}{lower}`")
+            } else {
+                format!("unknown unit `{unit}` ({UNITS_HELP})")
+            };
+            (message, Some(*start..*end))
+        }
+        E::NumberOverflow => ("the number is too large".into(), None),
+        E::Empty => (format!("it is empty{examples}"), None),
     }
 }
 
+/// `"5m"`, `"1h30m"`, `"500ms"`: humantime's syntax without months and
+/// years. Errors point at the part of the string they are about where the
+/// compiler can (see [`subspan`]).
+fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
+    let text = lit.value();
+    let invalid = |message: String, range: Option<Range<usize>>| {
+        let span = range.map_or_else(|| lit.span(), |r| subspan(lit, r));
+        syn::Error::new(span, format!("invalid duration `{text}`: {message}"))
+    };
+    // Before humantime: `"999999999y"` overflows, but the unit is the news.
+    if let Some((message, range)) = units(&text)
+        .into_iter()
+        .find_map(|u| refused_unit(&text, u))
+    {
+        return Err(invalid(message, Some(range)));
+    }
+    humantime::parse_duration(&text).map_err(|e| {
+        let (message, range) = duration_error(&text, &e);
+        invalid(message, range)
+    })
+}
+
 /// `ttl = 300` (seconds) or `ttl = "5m"` / `"1h30m"` / `"500ms"`.
-fn parse_ttl(name: &syn::Ident, input: ParseStream) -> syn::Result<Ttl> {
+fn parse_ttl(name: &Name, input: ParseStream) -> syn::Result<Ttl> {
     let lit: Lit = input
         .parse()
         .map_err(|e| syn::Error::new(e.span(), format!("`{name}` takes {}", ttl_forms(name))))?;
@@ -274,16 +426,7 @@ fn parse_ttl(name: &syn::Ident, input: ParseStream) -> syn::Result<Ttl> {
                 ));
             }
         },
-        Lit::Str(s) => humantime::parse_duration(&s.value()).map_err(|e| {
-            syn::Error::new(
-                s.span(),
-                format!(
-                    "invalid duration `{}`: {}; write e.g. \"30s\", \"5m\", \"1h30m\", \"500ms\"",
-                    s.value(),
-                    duration_error(&s.value(), &e)
-                ),
-            )
-        })?,
+        Lit::Str(s) => parse_duration(s)?,
         other => {
             return Err(syn::Error::new(
                 other.span(),
@@ -304,15 +447,18 @@ fn parse_ttl(name: &syn::Ident, input: ParseStream) -> syn::Result<Ttl> {
             format!("`{name}` must be at least 1ms"),
         ));
     }
-    Ok(Ttl { duration })
+    Ok(Ttl {
+        duration,
+        span: lit.span(),
+    })
 }
 
 /// A string literal argument (`key = "…"`).
-fn parse_lit_str(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<LitStr> {
+fn parse_lit_str(name: &Name, input: ParseStream) -> syn::Result<LitStr> {
     let lit = input.parse::<LitStr>().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{name}` takes a string literal, as in `{example}`"),
+            format!("`{name}` takes a string literal, as in `{}`", name.example),
         )
     })?;
     end_of_value(input, name, lit.span(), "a single string literal")?;
@@ -320,15 +466,14 @@ fn parse_lit_str(name: &syn::Ident, input: ParseStream, example: &str) -> syn::R
 }
 
 /// `tags = ["a:<x>", "b"]`: a bracketed list of string literals.
-fn parse_lit_list(
-    name: &syn::Ident,
-    input: ParseStream,
-    example: &str,
-) -> syn::Result<Vec<LitStr>> {
+fn parse_lit_list(name: &Name, input: ParseStream) -> syn::Result<Vec<LitStr>> {
     let wrong = |span: Span| {
         syn::Error::new(
             span,
-            format!("`{name}` takes a list of string literals, as in `{example}`"),
+            format!(
+                "`{name}` takes a list of string literals, as in `{}`",
+                name.example
+            ),
         )
     };
     if !input.peek(syn::token::Bracket) {
@@ -351,8 +496,8 @@ fn parse_lit_list(
 }
 
 /// `jitter = "10%"`: a percentage from 0 to 100 (exclusive of 100).
-fn parse_percent(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<(f64, Span)> {
-    let lit = parse_lit_str(name, input, example)?;
+fn parse_percent(name: &Name, input: ParseStream) -> syn::Result<(f64, Span)> {
+    let lit = parse_lit_str(name, input)?;
     let text = lit.value();
     let value = text
         .trim()
@@ -363,7 +508,8 @@ fn parse_percent(name: &syn::Ident, input: ParseStream, example: &str) -> syn::R
             syn::Error::new(
                 lit.span(),
                 format!(
-                    "`{name}` takes a percentage below 100, as in `{example}`; `{text}` is not one"
+                    "`{name}` takes a percentage below 100, as in `{}`; `{text}` is not one",
+                    name.example
                 ),
             )
         })?;
@@ -371,18 +517,19 @@ fn parse_percent(name: &syn::Ident, input: ParseStream, example: &str) -> syn::R
 }
 
 /// `beta = 1.0`: a finite number, 0 or more.
-fn parse_beta(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<(f64, Span)> {
+fn parse_beta(name: &Name, input: ParseStream) -> syn::Result<(f64, Span)> {
     let wrong = |span: Span| {
         syn::Error::new(
             span,
             format!(
-                "`{name}` takes a number, 0 or more, as in `{example}` (0 turns early refresh off)"
+                "`{name}` takes a number, 0 or more, as in `{}` (0 turns early refresh off)",
+                name.example
             ),
         )
     };
-    if input.peek(syn::Token![-]) {
+    if input.peek(Token![-]) {
         // `-1.0`: report the whole number, not just the sign.
-        let minus: syn::Token![-] = input.parse()?;
+        let minus: Token![-] = input.parse()?;
         let rest: Lit = input.parse().map_err(|e| wrong(e.span()))?;
         let message = wrong(minus.span).to_string();
         return Err(syn::Error::new_spanned(
@@ -403,21 +550,24 @@ fn parse_beta(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Resu
 }
 
 /// `cache_if = |value| …`: any expression callable as `Fn(&V) -> bool`.
-fn parse_predicate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Expr> {
+fn parse_predicate(name: &Name, input: ParseStream) -> syn::Result<Expr> {
     input.parse::<Expr>().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{name}` takes a closure or function over a reference to the value, as in `{example}`"),
+            format!(
+                "`{name}` takes a closure or function over a reference to the value, as in `{}`",
+                name.example
+            ),
         )
     })
 }
 
 /// `before = true`.
-fn parse_bool(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<LitBool> {
+fn parse_bool(name: &Name, input: ParseStream) -> syn::Result<LitBool> {
     let lit = input.parse::<LitBool>().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{name}` takes `true` or `false`, as in `{example}`"),
+            format!("`{name}` takes `true` or `false`, as in `{}`", name.example),
         )
     })?;
     end_of_value(input, name, lit.span, "`true` or `false`")?;
@@ -425,13 +575,14 @@ fn parse_bool(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Resu
 }
 
 /// `crate = "::my::reexport"`.
-fn parse_crate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Path> {
-    let lit = parse_lit_str(name, input, example)?;
+fn parse_crate(name: &Name, input: ParseStream) -> syn::Result<Path> {
+    let lit = parse_lit_str(name, input)?;
     lit.parse_with(Path::parse_mod_style).map_err(|_| {
         syn::Error::new(
             lit.span(),
             format!(
-                "`crate` takes the path to `cachemacro_runtime` as a string, as in `{example}`; `{}` is not a path",
+                "`crate` takes the path to `cachemacro_runtime` as a string, as in `{}`; `{}` is not a path",
+                name.example,
                 lit.value()
             ),
         )
@@ -439,24 +590,34 @@ fn parse_crate(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Res
 }
 
 /// `codec = path::To::Codec`.
-fn parse_codec(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Path> {
+fn parse_codec(name: &Name, input: ParseStream) -> syn::Result<Path> {
     let path = input.parse::<Path>().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{name}` takes the path of a type implementing `Codec`, as in `{example}`"),
+            format!(
+                "`{name}` takes the path of a type implementing `Codec`, as in `{}`",
+                name.example
+            ),
         )
     })?;
-    let span = syn::spanned::Spanned::span(&path);
-    end_of_value(input, name, span, "the path of a type implementing `Codec`")?;
+    end_of_value(
+        input,
+        name,
+        path.span(),
+        "the path of a type implementing `Codec`",
+    )?;
     Ok(path)
 }
 
 /// `cache = <expr>`.
-fn parse_cache(name: &syn::Ident, input: ParseStream, example: &str) -> syn::Result<Expr> {
+fn parse_cache(name: &Name, input: ParseStream) -> syn::Result<Expr> {
     input.parse::<Expr>().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{name}` takes an expression giving a `Cache`, `&Cache` or `Arc<Cache>`, as in `{example}`"),
+            format!(
+                "`{name}` takes an expression giving a `Cache`, `&Cache` or `Arc<Cache>`, as in `{}`",
+                name.example
+            ),
         )
     })
 }
@@ -501,145 +662,298 @@ fn parse_list(
 impl Parse for CachedArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = CachedArgs::default();
-        args.errors = parse_list(input, |input, errors| {
-            let name = parse_name(input, "#[cached]")?;
-            let Some(example) = example(&name, CACHED_ARGS) else {
-                return Err(unknown(&name, CACHED_ARGS, "#[cached]"));
-            };
-            parse_eq(input, &name, example)?;
-            match name.to_string().as_str() {
-                "key" => set(
-                    &mut args.key,
-                    parse_lit_str(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "ttl" => set(&mut args.ttl, parse_ttl(&name, input)?, &name, errors),
-                "none_ttl" => set(
-                    &mut args.none_ttl,
-                    (parse_ttl(&name, input)?, name.span()),
-                    &name,
-                    errors,
-                ),
-                "cache" => set(
-                    &mut args.cache,
-                    parse_cache(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "codec" => set(
-                    &mut args.codec,
-                    parse_codec(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "tags" => set(
-                    &mut args.tags,
-                    parse_lit_list(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "lock" => set(
-                    &mut args.lock,
-                    parse_bool(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "jitter" => set(
-                    &mut args.jitter,
-                    parse_percent(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "cache_if" => set(
-                    &mut args.cache_if,
-                    parse_predicate(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "unless" => set(
-                    &mut args.unless,
-                    parse_predicate(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "beta" => set(
-                    &mut args.beta,
-                    parse_beta(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "stale" | "fail_safe" | "timeout" | "hard_timeout" => {
-                    let slot = match name.to_string().as_str() {
-                        "stale" => &mut args.stale,
-                        "fail_safe" => &mut args.fail_safe,
-                        "timeout" => &mut args.timeout,
-                        _ => &mut args.hard_timeout,
-                    };
-                    set(slot, (parse_ttl(&name, input)?, name.span()), &name, errors);
-                }
-                _ => set(
-                    &mut args.krate,
-                    parse_crate(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-            }
-            Ok(())
-        });
+        let errors = parse_list(input, |input, errors| args.parse_one(input, errors));
+        args.errors = errors;
         Ok(args)
+    }
+}
+
+impl CachedArgs {
+    /// One argument, an arm per name.
+    fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
+        const ARGS: Valid = CACHED_ARGS;
+        let lookahead = input.lookahead1();
+        if lookahead.peek(kw::key) {
+            let name = name::<kw::key>(input, ARGS)?;
+            set(&mut self.key, parse_lit_str(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::ttl) {
+            let name = name::<kw::ttl>(input, ARGS)?;
+            set(&mut self.ttl, parse_ttl(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::none_ttl) {
+            let name = name::<kw::none_ttl>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.none_ttl, value, &name, errors);
+        } else if lookahead.peek(kw::cache) {
+            let name = name::<kw::cache>(input, ARGS)?;
+            set(&mut self.cache, parse_cache(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::codec) {
+            let name = name::<kw::codec>(input, ARGS)?;
+            set(&mut self.codec, parse_codec(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::tags) {
+            let name = name::<kw::tags>(input, ARGS)?;
+            set(&mut self.tags, parse_lit_list(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::lock) {
+            let name = name::<kw::lock>(input, ARGS)?;
+            set(&mut self.lock, parse_bool(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::jitter) {
+            let name = name::<kw::jitter>(input, ARGS)?;
+            set(
+                &mut self.jitter,
+                parse_percent(&name, input)?,
+                &name,
+                errors,
+            );
+        } else if lookahead.peek(kw::cache_if) {
+            let name = name::<kw::cache_if>(input, ARGS)?;
+            let value = parse_predicate(&name, input)?;
+            set(&mut self.cache_if, value, &name, errors);
+        } else if lookahead.peek(kw::unless) {
+            let name = name::<kw::unless>(input, ARGS)?;
+            let value = parse_predicate(&name, input)?;
+            set(&mut self.unless, value, &name, errors);
+        } else if lookahead.peek(kw::beta) {
+            let name = name::<kw::beta>(input, ARGS)?;
+            set(&mut self.beta, parse_beta(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::stale) {
+            let name = name::<kw::stale>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.stale, value, &name, errors);
+        } else if lookahead.peek(kw::fail_safe) {
+            let name = name::<kw::fail_safe>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.fail_safe, value, &name, errors);
+        } else if lookahead.peek(kw::timeout) {
+            let name = name::<kw::timeout>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.timeout, value, &name, errors);
+        } else if lookahead.peek(kw::hard_timeout) {
+            let name = name::<kw::hard_timeout>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.hard_timeout, value, &name, errors);
+        } else if lookahead.peek(Token![crate]) {
+            let name = name::<Token![crate]>(input, ARGS)?;
+            set(&mut self.krate, parse_crate(&name, input)?, &name, errors);
+        } else if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            return Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "the key template is a named argument: write `key = {}`",
+                    lit.to_token_stream()
+                ),
+            ));
+        } else {
+            return Err(not_an_argument(
+                input,
+                ARGS,
+                "#[cached]",
+                "expected an argument of `#[cached]`, as in `key = \"user:<user_id>\"`",
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Parse for InvalidatesArgs {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = InvalidatesArgs::default();
-        args.errors = parse_list(input, |input, errors| {
-            if input.peek(LitStr) {
-                let lit: LitStr = input.parse()?;
-                if !input.is_empty() && !input.peek(Token![,]) {
-                    return Err(syn::Error::new(
-                        lit.span(),
-                        "expected `,` or the end of the arguments after this pattern",
-                    ));
-                }
-                args.patterns.push(lit);
-                return Ok(());
-            }
-            let name = input.call(syn::Ident::parse_any).map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    "expected a key pattern, as in `#[invalidates(\"user:<user_id>\")]`, or `tag = \"…\"`, `before = true`, `cache = …`, `crate = \"…\"`",
-                )
-            })?;
-            let Some(example) = example(&name, INVALIDATES_ARGS) else {
-                return Err(unknown(&name, INVALIDATES_ARGS, "#[invalidates]"));
-            };
-            parse_eq(input, &name, example)?;
-            match name.to_string().as_str() {
-                "tag" => args.tags.push(parse_lit_str(&name, input, example)?),
-                "tags" => args.tags.extend(parse_lit_list(&name, input, example)?),
-                "before" => set(
-                    &mut args.before,
-                    parse_bool(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                "cache" => set(
-                    &mut args.cache,
-                    parse_cache(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-                _ => set(
-                    &mut args.krate,
-                    parse_crate(&name, input, example)?,
-                    &name,
-                    errors,
-                ),
-            }
-            Ok(())
-        });
+        let errors = parse_list(input, |input, errors| args.parse_one(input, errors));
+        args.errors = errors;
         Ok(args)
+    }
+}
+
+impl InvalidatesArgs {
+    /// One pattern or argument, an arm each.
+    fn parse_one(&mut self, input: ParseStream, errors: &mut Errors) -> syn::Result<()> {
+        const ARGS: Valid = INVALIDATES_ARGS;
+        let lookahead = input.lookahead1();
+        if lookahead.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            if !input.is_empty() && !input.peek(Token![,]) {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "expected `,` or the end of the arguments after this pattern",
+                ));
+            }
+            self.patterns.push(lit);
+        } else if lookahead.peek(kw::tag) {
+            let name = name::<kw::tag>(input, ARGS)?;
+            self.tags.push(parse_lit_str(&name, input)?);
+        } else if lookahead.peek(kw::tags) {
+            let name = name::<kw::tags>(input, ARGS)?;
+            self.tags.extend(parse_lit_list(&name, input)?);
+        } else if lookahead.peek(kw::before) {
+            let name = name::<kw::before>(input, ARGS)?;
+            set(&mut self.before, parse_bool(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::cache) {
+            let name = name::<kw::cache>(input, ARGS)?;
+            set(&mut self.cache, parse_cache(&name, input)?, &name, errors);
+        } else if lookahead.peek(Token![crate]) {
+            let name = name::<Token![crate]>(input, ARGS)?;
+            set(&mut self.krate, parse_crate(&name, input)?, &name, errors);
+        } else {
+            return Err(not_an_argument(
+                input,
+                ARGS,
+                "#[invalidates]",
+                "expected a key pattern, as in `#[invalidates(\"user:<user_id>\")]`, or `tag = \"…\"`, `before = true`, `cache = …`, `crate = \"…\"`",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(args: &str) -> CachedArgs {
+        syn::parse_str(args).expect("arguments never fail as a whole")
+    }
+
+    fn invalidates(args: &str) -> InvalidatesArgs {
+        syn::parse_str(args).expect("arguments never fail as a whole")
+    }
+
+    fn messages(errors: Option<syn::Error>) -> Vec<String> {
+        errors
+            .into_iter()
+            .flat_map(|e| e.into_iter().map(|e| e.to_string()))
+            .collect()
+    }
+
+    /// Every listed argument has an arm: its example parses cleanly.
+    #[test]
+    fn every_listed_argument_has_an_arm() {
+        for (name, example) in CACHED_ARGS {
+            let args = cached(example);
+            assert_eq!(messages(args.errors), Vec::<String>::new(), "{name}");
+        }
+        for (name, example) in INVALIDATES_ARGS {
+            let args = invalidates(example);
+            assert_eq!(messages(args.errors), Vec::<String>::new(), "{name}");
+        }
+    }
+
+    /// Every arm is listed: an arm whose name is not listed reports an
+    /// internal error, which no name here may produce.
+    #[test]
+    fn every_arm_is_listed() {
+        let all = "key = \"k\", ttl = 1, none_ttl = 1, cache = c, codec = C, tags = [\"t\"], \
+                   lock = true, jitter = \"1%\", cache_if = f, unless = f, beta = 1, \
+                   stale = 1, fail_safe = 1, timeout = 1, hard_timeout = 2, crate = \"::x\"";
+        let args = cached(all);
+        assert_eq!(messages(args.errors), Vec::<String>::new());
+        assert!(args.key.is_some() && args.ttl.is_some() && args.none_ttl.is_some());
+        assert!(args.cache.is_some() && args.codec.is_some() && args.tags.is_some());
+        assert!(args.lock.is_some() && args.jitter.is_some() && args.cache_if.is_some());
+        assert!(args.unless.is_some() && args.beta.is_some() && args.stale.is_some());
+        assert!(args.fail_safe.is_some() && args.timeout.is_some());
+        assert!(args.hard_timeout.is_some() && args.krate.is_some());
+
+        let args = invalidates(
+            "\"p\", tag = \"a\", tags = [\"b\"], before = true, cache = c, crate = \"::x\"",
+        );
+        assert_eq!(messages(args.errors), Vec::<String>::new());
+        assert_eq!(args.patterns.len(), 1);
+        assert_eq!(args.tags.len(), 2);
+        assert!(args.before.is_some() && args.cache.is_some() && args.krate.is_some());
+    }
+
+    #[test]
+    fn unknown_names_are_errors_not_other_arguments() {
+        let args = cached("key = \"k\", ttl = 1, krate = \"::x\", type = 1");
+        assert!(args.krate.is_none());
+        let errors = messages(args.errors);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("unknown argument `krate` of `#[cached]`; did you mean `crate`?")
+        );
+        assert!(errors[1].starts_with("unknown argument `type` of `#[cached]`"));
+    }
+
+    #[test]
+    fn all_errors_at_once() {
+        let args = cached("key = 1, ttl = \"5M\", ttl = 2, tll = 3, 4, ttl = 5");
+        let errors = messages(args.errors);
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        assert!(errors[0].starts_with("`key` takes a string literal"));
+        assert!(errors[1].contains("`M` is months"));
+        assert!(errors[2].contains("did you mean `ttl`"));
+        assert!(errors[3].starts_with("expected an argument of `#[cached]`"));
+        assert!(errors[4].starts_with("duplicate `ttl`"));
+        assert_eq!(args.ttl.map(|t| t.duration), Some(Duration::from_secs(2)));
+    }
+
+    fn duration(text: &str) -> Result<Duration, String> {
+        let lit = LitStr::new(text, Span::call_site());
+        parse_duration(&lit).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations() {
+        let secs = |s| Ok(Duration::from_secs(s));
+        assert_eq!(duration("5m"), secs(300));
+        assert_eq!(duration("1h30m"), secs(5400));
+        assert_eq!(duration("2d"), secs(2 * 86400));
+        assert_eq!(duration("1w"), secs(7 * 86400));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("5 min"), secs(300));
+    }
+
+    #[test]
+    fn months_and_years_are_refused() {
+        assert_eq!(
+            duration("5M"),
+            Err("invalid duration `5M`: `M` is months, which are not accepted; for minutes write `5m`".into())
+        );
+        assert!(
+            duration("1h 30M")
+                .unwrap_err()
+                .contains("for minutes write `30m`")
+        );
+        assert!(
+            duration("2 months")
+                .unwrap_err()
+                .contains("`months` is not accepted")
+        );
+        assert!(
+            duration("1y")
+                .unwrap_err()
+                .contains("`y` (years) is not accepted")
+        );
+        assert!(
+            duration("99999999999999999999years")
+                .unwrap_err()
+                .contains("`years` (years)")
+        );
+        assert!(duration("1.5yr").unwrap_err().contains("`yr` (years)"));
+    }
+
+    #[test]
+    fn unknown_units() {
+        assert_eq!(
+            duration("5H"),
+            Err("invalid duration `5H`: unknown unit `H`: units are lowercase, as in `5h`".into())
+        );
+        assert!(duration("5 MS").unwrap_err().contains("as in `5ms`"));
+        assert!(duration("1.5H").unwrap_err().contains("as in `1.5h`"));
+        let x = duration("5x").unwrap_err();
+        assert!(x.contains("unknown unit `x` (units: `ns`"), "{x}");
+        // Every unit the help names is one.
+        for unit in UNITS {
+            assert!(duration(&format!("1{unit}")).is_ok(), "{unit}");
+        }
+    }
+
+    #[test]
+    fn units_are_found_with_their_numbers() {
+        let text = "1h 30 min 1.5s x";
+        let found: Vec<(&str, &str)> = units(text)
+            .into_iter()
+            .map(|(n, u)| (&text[n], &text[u]))
+            .collect();
+        assert_eq!(found, [("1", "h"), ("30", "min"), ("1.5", "s")]);
     }
 }

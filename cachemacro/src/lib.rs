@@ -36,7 +36,7 @@ use proc_macro2::TokenStream as TokenStream2;
 /// | argument | meaning |
 /// |---|---|
 /// | `key = "…"` | the key template (required); see *Key templates* |
-/// | `ttl = 300` / `ttl = "5m"` | how long an entry lives (required): seconds, or a duration such as `"30s"`, `"1h30m"`, `"500ms"` |
+/// | `ttl = 300` / `ttl = "5m"` | how long an entry lives (required): seconds, or a duration such as `"30s"`, `"1h30m"`, `"500ms"`, `"2d"`; see *Durations* |
 /// | `none_ttl = …` | for `Option<T>`: also cache `None`, for this long (negative caching) |
 /// | `cache = <expr>` | the [`Cache`] to use: any expression in the function's scope giving a `Cache` or something that dereferences to one (`&Cache`, `Arc<Cache>`, a `LazyLock<Cache>` static; `self.cache`, a parameter); without it the process default |
 /// | `codec = Path` | a [`Codec`] type instead of bincode |
@@ -55,6 +55,16 @@ use proc_macro2::TokenStream as TokenStream2;
 /// function's parameters must be cloneable plain names (no `&mut`) and its
 /// body `Send`; a violation is a compile error at the parameter. `lock`,
 /// `jitter` and `beta` have defaults on [`CacheBuilder`].
+///
+/// # Durations
+///
+/// `ttl`, `none_ttl`, `stale`, `fail_safe`, `timeout` and `hard_timeout`
+/// take a whole number of seconds (`300`) or a string of numbers with units,
+/// spaces allowed: `"1h30m"`, `"500ms"`, `"2 days"`. The units are `ns`,
+/// `us`, `ms`, `s`, `m` (minutes), `h`, `d` and `w`, with long forms such as
+/// `sec`, `min`, `hours`, `days` and `weeks`; units are lowercase. Months
+/// and years are refused, `M` included (`"5M"` is an error, not five
+/// months): neither has a fixed length, and `M` is too close to `m`.
 ///
 /// # Key templates
 ///
@@ -240,9 +250,12 @@ mod tests {
         "18446744073709551616",
         "\"1ns\"",
         "\"999999999999y\"",
+        "\"5M\"",
+        "\"1 H\"",
         "\"0.5ms\"",
         "key",
         "crate",
+        "krate",
         "\"a:<user_id>\"",
         "Bincode",
         "(a, b)",

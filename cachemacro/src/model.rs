@@ -227,10 +227,10 @@ fn require_async(func: &ItemFn, attr: &str, errors: &mut Errors) {
     }
 }
 
-/// Resolves a placeholder's root to a parameter or `self`, or explains why not.
+/// Resolves a placeholder's root to a parameter or `self`, or explains why
+/// not, at the placeholder.
 fn resolve<'a>(
     placeholder: &Placeholder,
-    template: &Template,
     func: &ItemFn,
     params: &[Param<'a>],
 ) -> syn::Result<Root<'a>> {
@@ -239,7 +239,7 @@ fn resolve<'a>(
         return match func.sig.receiver() {
             Some(_) => Ok(Root::SelfValue),
             None => Err(syn::Error::new(
-                template.lit.span(),
+                placeholder.span,
                 format!(
                     "`{}` needs a method with a `self` receiver; `{}` has none",
                     placeholder.text, func.sig.ident
@@ -271,7 +271,7 @@ fn resolve<'a>(
                 .join(", ")
         )),
     }
-    Err(syn::Error::new(template.lit.span(), msg))
+    Err(syn::Error::new(placeholder.span, msg))
 }
 
 /// Parses `lit` as a template of `kind` and resolves its placeholders;
@@ -293,7 +293,7 @@ fn check_template<'a>(
     let mut roots = Vec::new();
     let mut ok = true;
     for p in template.placeholders() {
-        match resolve(p, &template, func, params) {
+        match resolve(p, func, params) {
             Ok(root) => roots.push(root),
             Err(e) => {
                 errors.push(e);
@@ -354,8 +354,9 @@ impl<'a> CachedFn<'a> {
             if args.stale.is_none() && args.fail_safe.is_none() {
                 errors.push_at(*span, "`timeout` serves the last value when a load is slow, so entries must be kept past their TTL: add `fail_safe = \"…\"` or `stale = \"…\"` (or use `hard_timeout` to give the load up)");
             }
+            // At the value: the two durations are what to change.
             if duration(&args.hard_timeout).is_some_and(|hard| hard <= soft.duration) {
-                errors.push_at(*span, "`timeout` must be shorter than `hard_timeout`: past `timeout` an old value is served, past `hard_timeout` the load is given up");
+                errors.push_at(soft.span, "`timeout` must be shorter than `hard_timeout`: past `timeout` an old value is served, past `hard_timeout` the load is given up");
             }
         }
         if let (Some((_, span)), Some(r)) = (&args.hard_timeout, &returns) {

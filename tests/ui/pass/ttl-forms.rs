@@ -16,6 +16,11 @@ async fn millis(cache: &Cache, id: u64) -> Option<u64> {
     Some(id)
 }
 
+#[cached(key = "days:<id>", ttl = "1d 12h", none_ttl = "1w", cache = cache)]
+async fn days_weeks(cache: &Cache, id: u64) -> Option<u64> {
+    Some(id)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cache = Cache::memory();
@@ -23,5 +28,6 @@ async fn main() {
     assert_eq!(hours_minutes(&cache, 2).await, 2);
     assert_eq!(millis(&cache, 3).await, Some(3));
     assert_eq!(millis(&cache, 3).await, Some(3));
+    assert_eq!(days_weeks(&cache, 4).await, Some(4));
     assert_eq!(cache.stats().hits, 1);
 }
