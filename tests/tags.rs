@@ -171,11 +171,16 @@ async fn a_tagged_hit_is_one_round_trip_and_a_tag_invalidation_is_one_command() 
     following_feed(&cache, "1", 0).await;
 
     let hit = client_commands(&server, following_feed(&cache, "1", 0)).await;
+    // One pipeline of plain single-key reads (no script, nothing that
+    // spans two keys): the entry, its TTL, and the versions of its two tags.
     assert_eq!(
         command_names(&hit),
-        ["EVALSHA"],
-        "one round trip for a hit with two tags: {hit:?}"
+        ["GET", "PTTL", "GET", "GET"],
+        "one pipelined round trip for a hit with two tags: {hit:?}"
     );
+    let clients: std::collections::HashSet<&str> =
+        hit.iter().filter_map(|l| l.split(' ').nth(2)).collect();
+    assert_eq!(clients.len(), 1, "sent together on one connection: {hit:?}");
     assert_eq!(cache.stats().hits, 1);
 
     for entries in [10u32, 1_000] {

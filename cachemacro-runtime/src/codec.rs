@@ -1,21 +1,17 @@
-//! Codecs and the entry envelope: how a value becomes stored bytes and back.
+//! Codecs: how a value becomes bytes and back. The envelope around those
+//! bytes is the storage protocol's (`store/protocol.rs`).
 //!
 //! ## Behavior
 //!
-//! Every stored value is framed as
-//! `[magic 0xCA 0xCE][format version][codec id][type fingerprint: u64 LE]`
-//! `[load time µs: u32 LE][grace ms: u64 LE][entry id: 8 bytes][tags…][payload]`.
-//! The load time drives early refresh, the grace is how long the entry is
-//! kept past its freshness (for `stale` and `fail_safe`), and the random id
-//! lets a refresh store only over the very entry it refreshed.
+//! Every stored value carries its codec's id and a fingerprint of its type.
 //! The fingerprint hashes the *shape* of the Rust type as serde sees it
 //! (field names, field types, enum variants, traced with `serde-reflection`),
 //! so after a deploy that adds, removes, renames or retypes a field, old
-//! entries read as a miss instead of as garbage. Bytes that are too short,
-//! carry another magic, codec or fingerprint, fail to decode, or leave
-//! trailing bytes are a miss ([`Decoded::Mismatch`]); decoding never panics.
-//! Types whose shape cannot be traced (those that need `deserialize_any`,
-//! such as `serde_json::Value`) fall back to a fingerprint of their type name.
+//! entries read as a miss instead of as garbage. Bytes that carry another
+//! codec or fingerprint, fail to decode, or leave trailing bytes are a miss
+//! ([`Decoded::Mismatch`]); decoding never panics. Types whose shape cannot
+//! be traced (those that need `deserialize_any`, such as
+//! `serde_json::Value`) fall back to a fingerprint of their type name.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -24,8 +20,6 @@ use std::sync::{LazyLock, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::Error;
 
 /// A boxed error from a codec.
 pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,34 +95,6 @@ pub trait Cacheable: Serialize + DeserializeOwned + 'static {}
 
 impl<T: Serialize + DeserializeOwned + 'static> Cacheable for T {}
 
-const MAGIC: [u8; 2] = [0xCA, 0xCE];
-const FORMAT_VERSION: u8 = 3;
-/// Where the load time, grace and entry id sit (the Redis scripts read them there).
-const LOAD_AT: usize = 12;
-const GRACE_AT: usize = 16;
-const ID_AT: usize = 24;
-/// Magic, version, codec, fingerprint, load time, grace, id, tag count.
-const FIXED_LEN: usize = ID_AT + ID_LEN + 1;
-/// Bytes of one tag version.
-pub(crate) const VERSION_LEN: usize = 8;
-const ID_LEN: usize = 8;
-
-/// A tag's version: random bytes, replaced (deleted) on invalidation.
-pub(crate) type TagVersion = [u8; VERSION_LEN];
-
-/// Names one stored entry: fresh random bytes on every write.
-pub(crate) type EntryId = [u8; ID_LEN];
-
-/// What an entry records besides its value and tags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Meta {
-    /// How long the load that produced it took (XFetch's Δ).
-    pub(crate) load: std::time::Duration,
-    /// How long it is kept past its freshness: its physical TTL is the
-    /// fresh TTL plus this.
-    pub(crate) grace: std::time::Duration,
-}
-
 /// Why stored bytes were not returned as a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mismatch {
@@ -151,116 +117,21 @@ pub enum Decoded<T> {
     Mismatch(Mismatch),
 }
 
-/// The parts of a stored entry, borrowed from its bytes.
-pub(crate) struct Entry<'a> {
-    pub(crate) codec: u8,
-    pub(crate) fingerprint: u64,
-    pub(crate) meta: Meta,
-    pub(crate) id: EntryId,
-    /// Each tag's full key and the version it had when the fill began.
-    pub(crate) tags: Vec<(&'a [u8], &'a [u8])>,
-    pub(crate) payload: &'a [u8],
-}
-
-/// Splits stored bytes into their parts; `None` for anything else.
-///
-/// Layout: `[CA CE][version][codec][fingerprint u64 LE][load µs u32 LE]`
-/// `[grace ms u64 LE][id: 8 bytes][tag count u8]`, then per tag
-/// `[key length u16 BE][key][version: 8 bytes]`, then the payload. The Redis
-/// scripts parse the same layout (`backend/redis.rs`).
-pub(crate) fn parse_entry(bytes: &[u8]) -> Option<Entry<'_>> {
-    if bytes.len() < FIXED_LEN || bytes[..2] != MAGIC || bytes[2] != FORMAT_VERSION {
-        return None;
-    }
-    let fingerprint = u64::from_le_bytes(bytes[4..LOAD_AT].try_into().ok()?);
-    let load = u32::from_le_bytes(bytes[LOAD_AT..GRACE_AT].try_into().ok()?);
-    let grace = u64::from_le_bytes(bytes[GRACE_AT..ID_AT].try_into().ok()?);
-    let id = bytes[ID_AT..ID_AT + ID_LEN].try_into().ok()?;
-    let count = bytes[FIXED_LEN - 1];
-    let mut rest = &bytes[FIXED_LEN..];
-    let mut tags = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
-        let key = rest.get(2..2 + len)?;
-        let version = rest.get(2 + len..2 + len + VERSION_LEN)?;
-        tags.push((key, version));
-        rest = &rest[2 + len + VERSION_LEN..];
-    }
-    Some(Entry {
-        codec: bytes[3],
-        fingerprint,
-        meta: Meta {
-            load: std::time::Duration::from_micros(u64::from(load)),
-            grace: std::time::Duration::from_millis(grace),
-        },
-        id,
-        tags,
-        payload: rest,
-    })
-}
-
-/// Frames `value` for codec `C`, recording the tags' versions and `meta`,
-/// under a fresh entry id.
-pub(crate) fn encode_entry<C: Codec, T: Cacheable>(
-    value: &T,
-    tags: &[(String, TagVersion)],
-    meta: Meta,
-) -> Result<Vec<u8>, Error> {
-    let payload = C::encode(value).map_err(Error::Encode)?;
-    let count = u8::try_from(tags.len()).map_err(|_| Error::Encode("more than 255 tags".into()))?;
-    let tags_len: usize = tags.iter().map(|(k, _)| 2 + k.len() + VERSION_LEN).sum();
-    let mut out = Vec::with_capacity(FIXED_LEN + tags_len + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
-    out.push(C::ID);
-    out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
-    out.extend_from_slice(&[0; FIXED_LEN - LOAD_AT - 1]);
-    write_meta(&mut out, meta);
-    out.push(count);
-    for (key, version) in tags {
-        let len =
-            u16::try_from(key.len()).map_err(|_| Error::Encode("tag key over 64 KiB".into()))?;
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(version);
-    }
-    out.extend_from_slice(&payload);
-    Ok(out)
-}
-
-/// Writes `meta` and a fresh id into a header (at least `FIXED_LEN - 1` bytes).
-fn write_meta(header: &mut [u8], meta: Meta) {
-    let load = u32::try_from(meta.load.as_micros()).unwrap_or(u32::MAX);
-    let grace = u64::try_from(meta.grace.as_millis()).unwrap_or(u64::MAX);
-    header[LOAD_AT..GRACE_AT].copy_from_slice(&load.to_le_bytes());
-    header[GRACE_AT..ID_AT].copy_from_slice(&grace.to_le_bytes());
-    header[ID_AT..ID_AT + ID_LEN].copy_from_slice(&rand::random::<EntryId>());
-}
-
-/// The same entry with another grace and a fresh id (its load time, tags
-/// and value kept): how fail-safe re-stores an old value for a while.
-pub(crate) fn restamp(bytes: &[u8], grace: std::time::Duration) -> Option<Vec<u8>> {
-    let entry = parse_entry(bytes)?;
-    let load = entry.meta.load;
-    let mut out = bytes.to_vec();
-    write_meta(&mut out, Meta { load, grace });
-    Some(out)
-}
-
-/// Reads bytes framed by [`encode_entry`]; never panics. Tag versions are
-/// checked by the backend, which knows the current ones.
-pub(crate) fn decode_entry<C: Codec, T: Cacheable>(bytes: &[u8]) -> Decoded<T> {
-    let Some(entry) = parse_entry(bytes) else {
-        return Decoded::Mismatch(Mismatch::Foreign);
-    };
-    if entry.codec != C::ID {
+/// Decodes an entry's payload, written by codec `codec` for a type of
+/// shape `fingerprint`; never panics.
+pub(crate) fn decode_payload<C: Codec, T: Cacheable>(
+    codec: u8,
+    fingerprint: u64,
+    payload: &[u8],
+) -> Decoded<T> {
+    if codec != C::ID {
         return Decoded::Mismatch(Mismatch::OtherCodec);
     }
-    if entry.fingerprint != fingerprint::<T>() {
+    if fingerprint != self::fingerprint::<T>() {
         return Decoded::Mismatch(Mismatch::OtherType);
     }
     // A user's Deserialize impl may panic on bytes it never expected.
-    match catch_unwind(AssertUnwindSafe(|| C::decode::<T>(entry.payload))) {
+    match catch_unwind(AssertUnwindSafe(|| C::decode::<T>(payload))) {
         Ok(Ok(value)) => Decoded::Value(value),
         Ok(Err(e)) => Decoded::Mismatch(Mismatch::Corrupt(e.to_string())),
         Err(_) => Decoded::Mismatch(Mismatch::Corrupt("the decoder panicked".into())),
@@ -303,6 +174,7 @@ fn trace_fingerprint<T: Cacheable>() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::protocol::{Meta, decode, encode};
     use serde::{Deserialize, Serialize};
 
     mod v1 {
@@ -340,8 +212,8 @@ mod tests {
             id: 7,
             name: "ann".into(),
         };
-        let bytes = encode_entry::<Bincode, _>(&user, &[], Meta::default()).unwrap();
-        match decode_entry::<Bincode, v1::User>(&bytes) {
+        let bytes = encode::<Bincode, _>(&user, &[], Meta::default()).unwrap();
+        match decode::<Bincode, v1::User>(&bytes) {
             Decoded::Value(v) => assert_eq!(v, user),
             Decoded::Mismatch(m) => panic!("mismatch {m:?}"),
         }
@@ -349,7 +221,7 @@ mod tests {
 
     #[test]
     fn changed_struct_is_a_mismatch() {
-        let bytes = encode_entry::<Bincode, _>(
+        let bytes = encode::<Bincode, _>(
             &v1::User {
                 id: 7,
                 name: "ann".into(),
@@ -359,80 +231,13 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            decode_entry::<Bincode, v2::User>(&bytes),
+            decode::<Bincode, v2::User>(&bytes),
             Decoded::Mismatch(Mismatch::OtherType)
         ));
-        let bytes = encode_entry::<Bincode, _>(&Pair { a: 1, b: 2 }, &[], Meta::default()).unwrap();
+        let bytes = encode::<Bincode, _>(&Pair { a: 1, b: 2 }, &[], Meta::default()).unwrap();
         assert!(matches!(
-            decode_entry::<Bincode, v3::Pair>(&bytes),
+            decode::<Bincode, v3::Pair>(&bytes),
             Decoded::Mismatch(Mismatch::OtherType)
-        ));
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let good = encode_entry::<Bincode, _>(
-            &vec![String::from("x"); 3],
-            &[("tag:a".into(), [7; 8])],
-            Meta::default(),
-        )
-        .unwrap();
-        let mut inputs: Vec<Vec<u8>> = vec![vec![], b"hello".to_vec(), vec![0xff; 64]];
-        // A valid header followed by a huge claimed length and truncations.
-        let header = good.len() - Bincode::encode(&vec![String::from("x"); 3]).unwrap().len();
-        let mut huge = good[..header].to_vec();
-        huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
-        inputs.push(huge);
-        for cut in 0..good.len() {
-            inputs.push(good[..cut].to_vec());
-        }
-        let mut trailing = good.clone();
-        trailing.push(0);
-        inputs.push(trailing);
-        for bytes in inputs {
-            assert!(matches!(
-                decode_entry::<Bincode, Vec<String>>(&bytes),
-                Decoded::Mismatch(_)
-            ));
-        }
-    }
-
-    #[test]
-    fn tags_round_trip_through_the_header() {
-        let tags = [
-            ("ns:__cachemacro:tag:user:1".to_string(), [1; 8]),
-            ("t".to_string(), [2; 8]),
-        ];
-        let meta = Meta {
-            load: std::time::Duration::from_micros(1_500),
-            grace: std::time::Duration::from_secs(600),
-        };
-        let bytes = encode_entry::<Bincode, _>(&5u32, &tags, meta).unwrap();
-        let entry = parse_entry(&bytes).unwrap();
-        let got: Vec<(&[u8], &[u8])> = entry.tags;
-        assert_eq!(
-            got,
-            vec![
-                (&b"ns:__cachemacro:tag:user:1"[..], &[1u8; 8][..]),
-                (&b"t"[..], &[2u8; 8][..])
-            ]
-        );
-        assert!(matches!(
-            decode_entry::<Bincode, u32>(&bytes),
-            Decoded::Value(5)
-        ));
-        let entry = parse_entry(&bytes).unwrap();
-        assert_eq!(entry.meta, meta);
-        // A restamp keeps value, tags and load time; changes grace and id.
-        let again = restamp(&bytes, std::time::Duration::from_secs(1)).unwrap();
-        let parsed = parse_entry(&again).unwrap();
-        assert_eq!(parsed.meta.load, meta.load);
-        assert_eq!(parsed.meta.grace, std::time::Duration::from_secs(1));
-        assert_ne!(parsed.id, entry.id);
-        assert_eq!(parsed.tags, entry.tags);
-        assert!(matches!(
-            decode_entry::<Bincode, u32>(&again),
-            Decoded::Value(5)
         ));
     }
 

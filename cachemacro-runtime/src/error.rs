@@ -49,6 +49,14 @@ pub enum Error {
         "cache invalidations are waiting to be replayed; the cache is bypassed until they land"
     )]
     InvalidationsPending,
+    /// A builder setting is out of range.
+    #[error("invalid cache setting `{setting}`: {reason}")]
+    Config {
+        /// The setting, as the builder method names it.
+        setting: &'static str,
+        /// The range it takes.
+        reason: String,
+    },
     /// The process default cache could not be configured (bad `CACHE_URL`).
     #[error("no usable cache backend: {0}")]
     Unavailable(String),

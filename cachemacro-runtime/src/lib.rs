@@ -26,20 +26,23 @@
 //! ```
 //!
 //! The attributes are documented on [`cached`] and [`invalidates`]; the
-//! handle, its backends and the manual API on [`Cache`]; key encoding on
+//! engine behind them is [`Cache::get_or_load`] with [`EntryOptions`], for
+//! keys known only at run time; the handle, its backends and the manual API
+//! on [`Cache`]; key encoding on
 //! [`KeyPart`]; stored bytes on [`Codec`].
 #![warn(missing_docs)]
 
-mod backend;
 mod cache;
 mod codec;
 mod default;
+mod engine;
 mod error;
-mod flight;
+mod invalidation;
 mod key;
+mod namespace;
 pub mod registry;
-mod replay;
 mod stats;
+mod store;
 
 #[doc(hidden)]
 pub mod __private;
@@ -49,6 +52,7 @@ pub use cachemacro::{cached, invalidates};
 pub use crate::cache::{Cache, CacheBuilder};
 pub use crate::codec::{Bincode, Cacheable, Codec, CodecError};
 pub use crate::default::{default_cache, set_default};
+pub use crate::engine::EntryOptions;
 pub use crate::error::{BoxError, Error, LoadTimeout};
 pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
 pub use crate::stats::{FamilyStats, Stats};

@@ -41,11 +41,11 @@ macro_rules! counters {
         #[non_exhaustive]
         pub struct Stats {
             $( $(#[$doc])* pub $name: u64, )*
-            families: BTreeMap<&'static str, FamilyStats>,
+            families: BTreeMap<String, FamilyStats>,
         }
 
         impl Stats {
-            fn new(total: FamilyStats, families: BTreeMap<&'static str, FamilyStats>) -> Self {
+            fn new(total: FamilyStats, families: BTreeMap<String, FamilyStats>) -> Self {
                 Stats { $( $name: total.$name, )* families }
             }
         }
@@ -122,8 +122,8 @@ impl Stats {
     }
 
     /// Every family this cache has served, by template.
-    pub fn families(&self) -> impl Iterator<Item = (&'static str, &FamilyStats)> {
-        self.families.iter().map(|(k, v)| (*k, v))
+    pub fn families(&self) -> impl Iterator<Item = (&str, &FamilyStats)> {
+        self.families.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// `hits / (hits + misses)`, or `None` before any read.
@@ -137,7 +137,7 @@ impl Stats {
 #[derive(Default, Debug)]
 pub(crate) struct StatsRegistry {
     total: Counters,
-    families: RwLock<HashMap<&'static str, Arc<Counters>>>,
+    families: RwLock<HashMap<Box<str>, Arc<Counters>>>,
 }
 
 /// Where one event is counted: the totals and, for generated code, a family.
@@ -166,15 +166,17 @@ impl Recorder<'_> {
 }
 
 impl StatsRegistry {
-    pub(crate) fn recorder(&self, family: Option<&'static str>) -> Recorder<'_> {
-        let family = family.map(|name| {
+    /// Where to count events of `family` (`""`: the totals only).
+    pub(crate) fn recorder(&self, family: &str) -> Recorder<'_> {
+        let family = (!family.is_empty()).then(|| {
+            let name = family;
             let read = self.families.read().unwrap_or_else(|e| e.into_inner());
             match read.get(name) {
                 Some(c) => c.clone(),
                 None => {
                     drop(read);
                     let mut write = self.families.write().unwrap_or_else(|e| e.into_inner());
-                    write.entry(name).or_default().clone()
+                    write.entry(name.into()).or_default().clone()
                 }
             }
         });
@@ -186,7 +188,10 @@ impl StatsRegistry {
 
     pub(crate) fn snapshot(&self) -> Stats {
         let families = self.families.read().unwrap_or_else(|e| e.into_inner());
-        let families = families.iter().map(|(k, v)| (*k, v.snapshot())).collect();
+        let families = families
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.snapshot()))
+            .collect();
         Stats::new(self.total.snapshot(), families)
     }
 }

@@ -38,14 +38,16 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// the string the user wrote; it carries the macro's own hygiene there, one
 /// context for the whole expression (else rustc widens the span to the
 /// whole attribute) and no offer to "fix" the string into a bare field name.
+/// Where the compiler allows, that span is the placeholder's own `<…>`
+/// inside the string; on stable rustc it is the whole string.
 fn key_pushes(key: &Key<'_>) -> TokenStream {
-    let in_template = Span::call_site().located_at(key.template.lit.span());
     let mut out = TokenStream::new();
     let mut roots = key.roots.iter();
     for segment in &key.template.segments {
         match segment {
             Segment::Lit(text) => out.extend(quote!(__cachemacro_k.lit(#text);)),
             Segment::Placeholder(p) => {
+                let in_template = Span::call_site().located_at(p.span);
                 let Some(root) = roots.next() else {
                     // The model resolves every placeholder; never reached.
                     continue;
@@ -371,7 +373,7 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     // on the error type.
     let on_timeout = match (&f.returns, f.hard_timeout) {
         (Returns::Result { err, .. }, Some(_)) => {
-            let call = respan(quote!(__cachemacro_private::on_timeout::<_,), err.span());
+            let call = respan(quote!(__cachemacro_private::on_timeout::<), err.span());
             let close = respan(quote!(>()), err.span());
             quote!(, #call #err #close)
         }
@@ -405,16 +407,19 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
             function: ::core::concat!(::core::module_path!(), "::", #name),
             file: ::core::file!(),
             line: ::core::line!(),
-            ttl: __cachemacro_private::millis(#ttl),
-            none_ttl: #none_ttl,
             tags: &[#(#tag_templates),*],
-            lock: #lock,
-            jitter: #jitter,
-            beta: #beta,
-            stale: #stale,
-            fail_safe: #fail_safe,
-            timeout: #timeout,
-            hard_timeout: #hard_timeout,
+            options: __cachemacro_private::EntryOptions::__attribute(
+                #template,
+                __cachemacro_private::millis(#ttl),
+                #none_ttl,
+                #stale,
+                #fail_safe,
+                #timeout,
+                #hard_timeout,
+                #lock,
+                #beta,
+                #jitter,
+            ),
         };
         __cachemacro_private::inventory::submit! {
             __cachemacro_private::Registration::Cached(&__CACHEMACRO_SITE)

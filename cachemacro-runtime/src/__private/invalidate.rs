@@ -66,23 +66,23 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
         site,
         targets: Some(full.clone()),
     };
-    let result = cache.delete_targets(&full, false).await;
+    // Whatever fails is queued for replay by `delete_targets`.
+    let result = cache.delete_targets(&full).await;
     guard.disarm();
     match result {
         Ok(_) => {
             for (template, _) in &targets {
-                cache.recorder(Some(template)).record_invalidation(true);
+                cache.recorder(template).record_invalidation(true);
             }
         }
         Err((e, failed)) => {
             for (template, target) in &targets {
                 let lost = failed.contains(target);
-                cache.recorder(Some(template)).record_invalidation(!lost);
+                cache.recorder(template).record_invalidation(!lost);
                 if lost {
                     warn_lost(cache, site, template, target, &e);
                 }
             }
-            cache.enqueue(failed);
         }
     }
 }
@@ -110,8 +110,6 @@ impl Drop for CancelGuard<'_> {
                 "an invalidating call was cancelled before its invalidations landed; queued for replay"
             );
             self.cache.enqueue(targets);
-            // delete_targets did not finish, so it did not mark this.
-            self.cache.0.flights.invalidated();
         }
     }
 }

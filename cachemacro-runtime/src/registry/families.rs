@@ -51,8 +51,8 @@ impl CachedFamily {
             template: site.template,
             file: site.file,
             line: site.line,
-            ttl: site.ttl,
-            none_ttl: site.none_ttl,
+            ttl: site.options.ttl,
+            none_ttl: site.options.none_ttl,
             tags: site.tags,
         }
     }

@@ -1,38 +1,39 @@
-//! Single-flight in the process: concurrent callers of one key share one
-//! read and, on a miss, one execution of the body.
+//! Single-flight in the process: concurrent misses of one key share one
+//! load.
 //!
 //! ## Behavior
 //!
-//! * The first caller of a key becomes its leader and does the read (and the
-//!   load on a miss); callers that arrive meanwhile wait for it. Different
-//!   keys never wait on each other.
-//! * Waiters receive the leader's entry bytes and decode them, so the value
-//!   type need not be `Clone`. They get them only when the leader read a
-//!   hit or *stored* its value: a value whose fill was refused (an
-//!   invalidation came while it loaded) is never handed on.
-//! * When the leader could not store its value (another process holds the
-//!   key's lease, the backend failed), waiters still get that value, unless
-//!   an invalidation by this cache completed during the flight; the same
-//!   goes for an old value the leader served (`stale`, a soft timeout,
-//!   fail-safe).
-//! * When the leader has nothing to share (its body returned `Err`, `None`
-//!   without `none_ttl`, a value `cache_if` rejected, a fill refused because
-//!   an invalidation came, or it panicked or was cancelled), every waiter
-//!   runs its own body and gets its own result: an error is not shared, and
-//!   a waiter never hangs on a leader that is gone.
+//! * Hits never wait on each other: every caller reads for itself. A caller
+//!   whose read missed joins the key's flight: the first becomes its
+//!   leader and loads; the others wait. Different keys never wait on each
+//!   other.
+//! * **Freshness across instances.** A waiter takes the leader's value as
+//!   its own only if the flight *began after the waiter arrived*: the
+//!   leader's load then started after the waiter's call did, so it reflects
+//!   every write that completed before that call began, on any instance. A
+//!   waiter that arrived after the flight began (its load may predate a
+//!   write another instance finished since) reads again once the flight
+//!   ends: usually a hit on what the leader stored; on a miss it joins the
+//!   next flight, which begins after it arrived. No invalidation, on this
+//!   instance or another, can slip between a waiter and the value it gets.
+//! * What a leader shares: the entry it read or stored, a value it could
+//!   not store (another process holds the key's lease, the backend failed),
+//!   or an old value it served (`stale`, a soft timeout, fail-safe). When it
+//!   has nothing to share (its body returned `Err`, `None` without
+//!   `none_ttl`, a value `cache_if` rejected, a fill refused because an
+//!   invalidation came, or it panicked or was cancelled), every waiter runs
+//!   its own body: an error is not shared, and a waiter never hangs on a
+//!   leader that is gone.
 //! * A waiter waits at most the fill lease time (10 s by default), then runs
 //!   its own body: a same-key call from a task the leader spawned and awaits
 //!   (which cannot see the leader's task-local) would otherwise deadlock.
 //! * A cached function that calls itself with the same key (recursion) runs
 //!   without single-flight instead of waiting for itself.
-//! * A caller joins a flight only if no invalidation by this cache completed
-//!   since the flight began (an epoch counter): a read that starts after a
-//!   write's invalidation never receives a value read before it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -43,11 +44,11 @@ const SHARDS: usize = 16;
 pub(crate) enum Outcome {
     /// The entry's bytes, as read or as stored (moved, never copied).
     Entry(Arc<Vec<u8>>),
-    /// The leader's value, encoded but not stored (no lease, the backend
-    /// failed): shared only if no invalidation completed during the flight.
+    /// The leader's value, framed but not stored (no lease, the backend
+    /// failed).
     Unstored(Arc<Vec<u8>>),
     /// An entry past its freshness that the leader served (`stale`, a soft
-    /// timeout, fail-safe): shared on the same terms as `Unstored`.
+    /// timeout, fail-safe).
     Stale(Arc<Vec<u8>>),
     /// Nothing to share: each waiter runs its own body.
     Nothing,
@@ -55,13 +56,16 @@ pub(crate) enum Outcome {
 
 type Slot = watch::Receiver<Option<Outcome>>;
 
-/// Flights in progress, by full key (with the epoch each began in), in
-/// shards to keep locking short.
+/// A flight in progress: when it began, and where its outcome appears.
+struct Flight {
+    began: Instant,
+    slot: Slot,
+}
+
+/// Flights in progress, by full key, in shards to keep locking short.
 pub(crate) struct Flights {
     hasher: RandomState,
-    shards: [Mutex<HashMap<String, (u64, Slot)>>; SHARDS],
-    /// Invalidations completed by this cache so far.
-    epoch: AtomicU64,
+    shards: [Mutex<HashMap<String, Flight>>; SHARDS],
 }
 
 impl Default for Flights {
@@ -69,20 +73,23 @@ impl Default for Flights {
         Flights {
             hasher: RandomState::new(),
             shards: std::array::from_fn(|_| Mutex::default()),
-            epoch: AtomicU64::new(0),
         }
     }
 }
 
 pub(crate) enum Join<'a> {
     Leader(Leader<'a>),
-    Follower(Slot),
+    /// `began_after`: the flight began after this caller arrived, so its
+    /// value may be taken as this caller's own.
+    Follower {
+        slot: Slot,
+        began_after: bool,
+    },
 }
 
-/// The caller that reads and loads for everyone; publishes on drop.
+/// The caller that loads for everyone; publishes on drop.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
-    began: u64,
     key: String,
     slot: Slot,
     tx: watch::Sender<Option<Outcome>>,
@@ -94,34 +101,32 @@ tokio::task_local! {
 }
 
 impl Flights {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, (u64, Slot)>> {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Flight>> {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
-    /// Marks that an invalidation completed: flights begun before it take
-    /// no new followers.
-    pub(crate) fn invalidated(&self) {
-        self.epoch.fetch_add(1, SeqCst);
-    }
-
-    /// Becomes the leader of `key`, or a follower of the flight in progress
-    /// if it began in the current epoch.
-    pub(crate) fn join(&self, key: &str) -> Join<'_> {
+    /// Becomes the leader of `key`'s flight, or a follower of the one in
+    /// progress. `arrived` is when the caller's call began (before its read).
+    pub(crate) fn join(&self, key: &str, arrived: Instant) -> Join<'_> {
         let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        // Read under the lock, so a caller delayed before it cannot replace
-        // a flight begun after a newer invalidation.
-        let epoch = self.epoch.load(SeqCst);
-        if let Some((began, slot)) = map.get(key) {
-            if *began == epoch {
-                return Join::Follower(slot.clone());
+        if let Some(flight) = map.get(key) {
+            // A flight that has published is over (its leader is about to
+            // remove it): start a new one rather than join it.
+            if flight.slot.borrow().is_none() {
+                return Join::Follower {
+                    slot: flight.slot.clone(),
+                    began_after: flight.began > arrived,
+                };
             }
         }
-        // No flight, or one from before an invalidation: lead a new one.
         let (tx, slot) = watch::channel(None);
-        map.insert(key.to_owned(), (epoch, slot.clone()));
+        let flight = Flight {
+            began: Instant::now(),
+            slot: slot.clone(),
+        };
+        map.insert(key.to_owned(), flight);
         Join::Leader(Leader {
             flights: self,
-            began: epoch,
             key: key.to_owned(),
             slot,
             tx,
@@ -157,12 +162,6 @@ pub(crate) async fn as_leader<F: Future>(key: &str, fut: F) -> F::Output {
 impl Leader<'_> {
     /// Hands `outcome` to the waiters and ends the flight.
     pub(crate) fn finish(self, outcome: Outcome) {
-        let current = self.flights.epoch.load(SeqCst) == self.began;
-        let outcome = match outcome {
-            Outcome::Unstored(bytes) if current => Outcome::Entry(bytes),
-            Outcome::Unstored(_) | Outcome::Stale(_) if !current => Outcome::Nothing,
-            other => other,
-        };
         let _ = self.tx.send(Some(outcome));
         // Drop runs next and removes the flight.
     }
@@ -186,7 +185,7 @@ impl Drop for Leader<'_> {
             .unwrap_or_else(|e| e.into_inner());
         if map
             .get(&self.key)
-            .is_some_and(|(_, s)| s.same_channel(&self.slot))
+            .is_some_and(|f| f.slot.same_channel(&self.slot))
         {
             map.remove(&self.key);
         }

@@ -24,16 +24,17 @@
 //!   connected separately to the same Redis do not bypass for each other.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Weak;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use crate::cache::{Cache, Inner};
 use crate::key::Pattern;
+use crate::stats::StatsRegistry;
+use crate::store::Store;
 
 /// Queued invalidations, over full (namespaced) keys.
 #[derive(Default)]
-pub(crate) struct Queue {
+struct Queue {
     /// Oldest first.
     order: VecDeque<Pattern>,
     /// Each queued target's generation, bumped whenever it is queued again.
@@ -52,7 +53,7 @@ struct Snapshot {
 }
 
 impl Queue {
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.order.is_empty() && !self.flush
     }
 
@@ -82,7 +83,7 @@ impl Queue {
             targets: self
                 .order
                 .iter()
-                .map(|p| (p.clone(), self.generation[p]))
+                .filter_map(|p| Some((p.clone(), *self.generation.get(p)?)))
                 .collect(),
         }
     }
@@ -102,66 +103,113 @@ impl Queue {
     }
 }
 
-/// Clears `replayer_running` however the replay task ends (even when its
-/// runtime shuts down), then restarts it if something is still queued.
-struct RunningFlag(Weak<Inner>);
+/// The replay queue of one cache, and the task that drains it.
+pub(crate) struct Replayer(Arc<Shared>);
+
+struct Shared {
+    store: Arc<dyn Store>,
+    /// The namespace prefix a flush clears.
+    namespace: String,
+    stats: Arc<StatsRegistry>,
+    capacity: usize,
+    queue: Mutex<Queue>,
+    /// Whether anything is queued: the one atomic a call checks.
+    pending: AtomicBool,
+    /// One replay at a time.
+    replaying: tokio::sync::Mutex<()>,
+    /// Whether the replay task runs.
+    running: AtomicBool,
+}
+
+/// Clears `running` however the replay task ends (even when its runtime
+/// shuts down), then restarts it if something is still queued.
+struct RunningFlag(Weak<Shared>);
 
 impl Drop for RunningFlag {
     fn drop(&mut self) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.replayer_running.store(false, SeqCst);
-            if inner.has_pending.load(SeqCst) {
-                Cache(inner).spawn_replayer();
+        if let Some(shared) = self.0.upgrade() {
+            shared.running.store(false, SeqCst);
+            if shared.pending.load(SeqCst) {
+                Replayer(shared).spawn();
             }
         }
     }
 }
 
-impl Cache {
+impl Replayer {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        namespace: String,
+        stats: Arc<StatsRegistry>,
+        capacity: usize,
+    ) -> Replayer {
+        Replayer(Arc::new(Shared {
+            store,
+            namespace,
+            stats,
+            capacity: capacity.max(1),
+            queue: Mutex::new(Queue::default()),
+            pending: AtomicBool::new(false),
+            replaying: tokio::sync::Mutex::new(()),
+            running: AtomicBool::new(false),
+        }))
+    }
+
     /// Queues invalidations that did not land, over full keys, and makes
     /// sure a replay task runs.
     pub(crate) fn enqueue(&self, targets: Vec<Pattern>) {
         if targets.is_empty() {
             return;
         }
+        let shared = &self.0;
         let n = targets.len() as u64;
         let dropped = {
-            let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let dropped = queue.push(targets, self.0.queue_capacity);
-            self.0.has_pending.store(!queue.is_empty(), SeqCst);
+            let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let dropped = queue.push(targets, shared.capacity);
+            shared.pending.store(!queue.is_empty(), SeqCst);
             dropped
         };
-        let rec = self.recorder(None);
+        let rec = shared.stats.recorder("");
         rec.add(|c| &c.invalidations_queued, n);
         if dropped > 0 {
             rec.add(|c| &c.invalidations_dropped, dropped);
             rec.add(|c| &c.namespace_flushes, 1);
             tracing::error!(
-                namespace = %self.0.namespace,
-                capacity = self.0.queue_capacity,
+                namespace = %shared.namespace,
+                capacity = shared.capacity,
                 dropped,
                 "the invalidation replay queue is full: the whole namespace will be cleared when the backend answers"
             );
         }
-        self.spawn_replayer();
+        self.spawn();
     }
 
-    pub(crate) fn spawn_replayer(&self) {
-        if self.0.replayer_running.swap(true, SeqCst) {
+    /// Whether the cache may be used: nothing is queued. Never waits: when
+    /// something is, the replay task is (re)started and the call bypasses.
+    pub(crate) fn ready(&self) -> bool {
+        if !self.0.pending.load(SeqCst) {
+            return true;
+        }
+        self.spawn();
+        false
+    }
+
+    fn spawn(&self) {
+        if self.0.running.swap(true, SeqCst) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.0.replayer_running.store(false, SeqCst);
+            self.0.running.store(false, SeqCst);
             return;
         };
-        let weak: Weak<Inner> = std::sync::Arc::downgrade(&self.0);
+        let weak = Arc::downgrade(&self.0);
         runtime.spawn(async move {
             let _running = RunningFlag(weak.clone());
             let mut delay = Duration::from_millis(100);
             loop {
                 tokio::time::sleep(delay).await;
-                let Some(inner) = weak.upgrade() else { return };
-                if Cache(inner).replay().await {
+                let Some(shared) = weak.upgrade() else { return };
+                if Replayer(shared).replay().await {
                     return;
                 }
                 delay = (delay * 2).min(Duration::from_secs(1));
@@ -169,37 +217,27 @@ impl Cache {
         });
     }
 
-    /// Whether the cache may be used: nothing is queued. Never waits: when
-    /// something is, the replay task is (re)started and the call bypasses.
-    pub(crate) fn ready(&self) -> bool {
-        if !self.0.has_pending.load(SeqCst) {
-            return true;
-        }
-        self.spawn_replayer();
-        false
-    }
-
     /// Replays the queue, stopping at the first failure; true when it is
     /// empty afterwards. One replay runs at a time.
-    pub(crate) async fn replay(&self) -> bool {
-        let Ok(_guard) = self.0.replaying.try_lock() else {
+    async fn replay(&self) -> bool {
+        let shared = &self.0;
+        let Ok(_guard) = shared.replaying.try_lock() else {
             return false;
         };
-        let snapshot = self
-            .0
-            .pending
+        let snapshot = shared
+            .queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .snapshot();
         if snapshot.flush.is_some() {
-            if let Err(e) = self.0.backend.delete_prefix(&self.0.namespace).await {
+            if let Err(e) = shared.store.delete_prefix(&shared.namespace).await {
                 tracing::debug!(error = %e, "namespace flush not replayed yet");
                 return false;
             }
-            tracing::warn!(namespace = %self.0.namespace, "namespace flushed after the invalidation queue overflowed");
+            tracing::warn!(namespace = %shared.namespace, "namespace flushed after the invalidation queue overflowed");
         }
         let targets: Vec<Pattern> = snapshot.targets.iter().map(|(p, _)| p.clone()).collect();
-        let failed = match self.delete_targets(&targets, true).await {
+        let failed = match super::targets::delete(shared.store.as_ref(), &targets, true).await {
             Ok(_) => HashSet::new(),
             Err((e, failed)) => {
                 tracing::debug!(error = %e, "queued invalidations not replayed yet");
@@ -213,14 +251,16 @@ impl Cache {
             .filter(|(p, _)| !failed.contains(p))
             .collect();
         let empty = {
-            let mut queue = self.0.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
             queue.landed(snapshot.flush, &done);
             let empty = queue.is_empty();
-            self.0.has_pending.store(!empty, SeqCst);
+            shared.pending.store(!empty, SeqCst);
             empty
         };
         if !done.is_empty() || snapshot.flush.is_some() {
-            self.recorder(None)
+            shared
+                .stats
+                .recorder("")
                 .add(|c| &c.invalidations_replayed, done.len() as u64);
             tracing::info!(replayed = done.len(), "queued cache invalidations landed");
         }

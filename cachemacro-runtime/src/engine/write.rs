@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::lookup::{Fill, Old};
-use super::{Policy, Site};
+use super::lookup::{Call, Fill, Old};
+use super::options::EntryOptions;
+use super::policy::Policy;
 use crate::Cache;
-use crate::codec::{Cacheable, Codec, Meta, encode_entry, restamp};
-use crate::flight::Outcome;
-use crate::stats::Recorder;
+use crate::codec::{Cacheable, Codec};
+use crate::engine::flight::Outcome;
+use crate::store::protocol::{self, Meta};
 
 /// What to do with a loaded output.
 pub(super) enum Plan {
@@ -31,17 +32,14 @@ pub(super) enum Plan {
         bytes: Vec<u8>,
         ttl: Duration,
     },
-    /// Nothing to store: give the lease back; waiters get the outcome.
+    /// Nothing to store: give the claim back; waiters get the outcome.
     GiveBack(Fill, Outcome),
 }
 
 /// Decides what `out` leaves in the cache. A failed load with an old value
 /// to fall back on re-stores that value for the cache's fail-safe throttle.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn plan<C: Codec, O, P: Policy<O>>(
-    cache: &Cache,
-    rec: &Recorder<'_>,
-    site: &'static Site,
+    call: &Call<'_>,
     fill: Fill,
     policy: &P,
     out: &O,
@@ -49,28 +47,33 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
     fallback: Option<&Old>,
 ) -> Plan {
     if policy.failed(out) {
-        return failed(cache, fill, fallback);
+        return failed(call.cache, fill, fallback);
     }
-    let Some((value, ttl)) = policy.store_as(site, out) else {
+    let Some((value, ttl)) = policy.store_as(call.options, out) else {
         return Plan::GiveBack(fill, Outcome::Nothing);
     };
     if fill.claim().is_none() {
         // Another caller is filling the key: waiters may still share this value.
         return Plan::GiveBack(fill, unstored::<C, _>(value));
     }
-    let grace = site.grace();
-    match encode_entry::<C, _>(value, &fill.tags, Meta { load: took, grace }) {
+    let grace = call.options.grace();
+    match protocol::encode::<C, _>(value, &fill.tags, Meta { load: took, grace }) {
         Ok(bytes) => Plan::Store {
-            ttl: jittered(ttl, site.jitter.unwrap_or(cache.0.defaults.jitter)) + grace,
+            ttl: jittered(ttl, jitter(call.cache, call.options)) + grace,
             fill,
             bytes: Arc::new(bytes),
         },
         Err(e) => {
-            rec.add(|c| &c.errors, 1);
-            cache.log_failure("write", site.template, fill.key(), &e);
+            call.rec.add(|c| &c.errors, 1);
+            call.cache
+                .log_failure("write", call.options.family_name(), fill.key(), &e);
             Plan::GiveBack(fill, Outcome::Nothing)
         }
     }
+}
+
+fn jitter(cache: &Cache, options: &EntryOptions) -> f64 {
+    options.jitter.unwrap_or(cache.settings().jitter)
 }
 
 /// For a load that failed or was given up: the old value kept fresh for
@@ -91,8 +94,8 @@ fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
     if !fill.guard.armed || left < Duration::from_millis(1) {
         return Plan::GiveBack(fill, Outcome::Nothing);
     }
-    let fresh = cache.0.defaults.fail_safe_throttle.min(left);
-    match restamp(&old.bytes, left - fresh) {
+    let fresh = cache.settings().fail_safe_throttle.min(left);
+    match protocol::restamp(&old.bytes, left - fresh) {
         Some(bytes) => Plan::Throttle {
             fill,
             bytes,
@@ -103,30 +106,23 @@ fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
 }
 
 /// Carries a plan out; what waiting callers get.
-pub(super) async fn apply(
-    cache: &Cache,
-    rec: &Recorder<'_>,
-    site: &'static Site,
-    plan: Plan,
-) -> Outcome {
+pub(super) async fn apply(call: &Call<'_>, plan: Plan) -> Outcome {
     match plan {
         Plan::GiveBack(fill, outcome) => {
             fill.give_back().await;
             outcome
         }
-        Plan::Store { fill, bytes, ttl } => {
-            match write(cache, rec, site, fill, &bytes, ttl).await {
-                Written::Landed => {
-                    rec.add(|c| &c.stores, 1);
-                    Outcome::Entry(bytes)
-                }
-                Written::Refused => Outcome::Nothing,
-                Written::Failed => Outcome::Unstored(bytes),
+        Plan::Store { fill, bytes, ttl } => match write(call, fill, &bytes, ttl).await {
+            Written::Landed => {
+                call.rec.add(|c| &c.stores, 1);
+                Outcome::Entry(bytes)
             }
-        }
+            Written::Refused => Outcome::Nothing,
+            Written::Failed => Outcome::Unstored(bytes),
+        },
         Plan::Throttle { fill, bytes, ttl } => {
             let bytes = Arc::new(bytes);
-            write(cache, rec, site, fill, &bytes, ttl).await;
+            write(call, fill, &bytes, ttl).await;
             Outcome::Stale(bytes)
         }
     }
@@ -142,35 +138,28 @@ enum Written {
     Failed,
 }
 
-async fn write(
-    cache: &Cache,
-    rec: &Recorder<'_>,
-    site: &'static Site,
-    mut fill: Fill,
-    bytes: &[u8],
-    ttl: Duration,
-) -> Written {
+async fn write(call: &Call<'_>, mut fill: Fill, bytes: &Arc<Vec<u8>>, ttl: Duration) -> Written {
+    let Some(claim) = fill.claim() else {
+        return Written::Refused;
+    };
     let tags: Vec<String> = std::mem::take(&mut fill.tags)
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    let Some(claim) = fill.claim() else {
-        return Written::Refused;
-    };
-    match cache
-        .0
-        .backend
-        .store(fill.key(), claim, &tags, bytes, ttl)
-        .await
-    {
+    let stored = call
+        .cache
+        .store()
+        .store(fill.key(), claim, bytes.clone(), &tags, ttl)
+        .await;
+    match stored {
         Ok(true) => {
-            // The store script settled the lease and the lock.
+            // The new entry replaced the lease and any lock.
             fill.guard.armed = false;
             Written::Landed
         }
         Ok(false) => {
             fill.guard.armed = false;
-            rec.add(|c| &c.fills_dropped, 1);
+            call.rec.add(|c| &c.fills_dropped, 1);
             tracing::debug!(
                 key = fill.key(),
                 "an invalidation came while this value loaded; not storing it"
@@ -178,9 +167,10 @@ async fn write(
             Written::Refused
         }
         Err(e) => {
-            rec.add(|c| &c.errors, 1);
-            cache.log_failure("write", site.template, fill.key(), &e);
-            // The store may not have run: the guard gives the lease back.
+            call.rec.add(|c| &c.errors, 1);
+            call.cache
+                .log_failure("write", call.options.family_name(), fill.key(), &e);
+            // The store may not have run: the guard gives the claim back.
             Written::Failed
         }
     }
@@ -198,6 +188,6 @@ fn jittered(ttl: Duration, jitter: f64) -> Duration {
 
 /// The leader's value for its waiters when it could not be stored.
 pub(super) fn unstored<C: Codec, S: Cacheable>(value: &S) -> Outcome {
-    encode_entry::<C, S>(value, &[], Meta::default())
+    protocol::encode::<C, S>(value, &[], Meta::default())
         .map_or(Outcome::Nothing, |bytes| Outcome::Unstored(Arc::new(bytes)))
 }

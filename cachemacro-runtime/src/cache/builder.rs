@@ -1,0 +1,319 @@
+//! [`CacheBuilder`]: settings, checked when the cache is built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::handle::{Cache, Settings};
+use crate::Error;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisStore, redact};
+use crate::store::{Store, Unavailable};
+
+const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Configures a [`Cache`]. Start from [`Cache::builder`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), cachemacro_runtime::Error> {
+/// use std::time::Duration;
+/// use cachemacro_runtime::Cache;
+///
+/// let cache = Cache::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .namespace("shop")
+///     .operation_timeout(Duration::from_millis(100))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// ## Behavior
+///
+/// Setters never panic: every value is checked by [`CacheBuilder::build`]
+/// (and [`CacheBuilder::connect`]), which returns [`Error::Config`] naming
+/// the setting and the range it takes.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    url: Option<String>,
+    namespace: String,
+    op_timeout: Duration,
+    connect_timeout: Duration,
+    memory_bytes: u64,
+    settings: Settings,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            url: None,
+            namespace: String::new(),
+            op_timeout: DEFAULT_OP_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            settings: Settings::default(),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// `redis://…`, `rediss://…` (with the `tls` feature) or `memory://`.
+    /// Without a URL the cache is in memory.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// A prefix for every key, joined with `:` (`shop` makes `user:1` into
+    /// `shop:user:1`), so several services can share one Redis.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The longest one Redis round trip may take before the cache gives up
+    /// and the function body runs (default 250 ms; at least 1 ms).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// The longest one connection attempt may take (default 1 s; at least 1 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most bytes (keys plus values) the in-memory backend keeps before
+    /// it evicts (default 64 MiB; at least 1 KiB).
+    pub fn memory_capacity(mut self, bytes: u64) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// How long a miss reserves its key for the value it is loading (default
+    /// 10 s; at least 1 ms). A load that takes longer still returns its value
+    /// but may not store it; a crashed loader blocks fills of that key for
+    /// this long.
+    pub fn fill_lease(mut self, lease: Duration) -> Self {
+        self.settings.lease_ttl = lease;
+        self
+    }
+
+    /// How long a `lock = true` call waits for another process's load of the
+    /// same key before loading itself (default 3 s).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.settings.lock_wait = wait;
+        self
+    }
+
+    /// Whether concurrent misses of one key in this process share one load
+    /// (default `true`). Off, each caller loads for itself.
+    pub fn single_flight(mut self, on: bool) -> Self {
+        self.settings.single_flight = on;
+        self
+    }
+
+    /// XFetch's β for calls that do not set one (default 1.0): how eagerly a
+    /// hot entry is refreshed before it expires; larger is earlier, 0 turns
+    /// early refresh off. Finite and not negative.
+    pub fn beta(mut self, beta: f64) -> Self {
+        self.settings.beta = beta;
+        self
+    }
+
+    /// Whether calls that do not say wait for another process's load of the
+    /// same key (default `false`).
+    pub fn lock(mut self, on: bool) -> Self {
+        self.settings.lock = on;
+        self
+    }
+
+    /// The TTL jitter of calls that do not set one: each entry's TTL is
+    /// shortened by a random part of up to this fraction (default 0; `0.1`
+    /// is 10%). From 0 up to (not including) 1.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.settings.jitter = fraction;
+        self
+    }
+
+    /// How long fail-safe serves an old value before a call runs the
+    /// failing loader again (default 30 s; at least 1 ms): the old value is
+    /// stored as fresh for this long, so a database that is down is not hit
+    /// by every call.
+    pub fn fail_safe_throttle(mut self, throttle: Duration) -> Self {
+        self.settings.fail_safe_throttle = throttle;
+        self
+    }
+
+    /// How many failed invalidations are kept for replay before the whole
+    /// namespace is marked for a flush instead (default 10 000; at least 1).
+    pub fn invalidation_queue_capacity(mut self, capacity: usize) -> Self {
+        self.settings.queue_capacity = capacity;
+        self
+    }
+
+    /// Checks every setting.
+    fn validate(&self) -> Result<(), Error> {
+        let ms = Duration::from_millis(1);
+        let s = &self.settings;
+        let checks: [(bool, &str, &str); 9] = [
+            (
+                s.beta.is_finite() && s.beta >= 0.0,
+                "beta",
+                "a finite number, 0 or more",
+            ),
+            (
+                (0.0..1.0).contains(&s.jitter),
+                "jitter",
+                "a fraction from 0 up to (not including) 1",
+            ),
+            (
+                s.fail_safe_throttle >= ms,
+                "fail_safe_throttle",
+                "at least 1ms",
+            ),
+            (s.lease_ttl >= ms, "fill_lease", "at least 1ms"),
+            (
+                s.queue_capacity >= 1,
+                "invalidation_queue_capacity",
+                "at least 1",
+            ),
+            (
+                self.memory_bytes >= 1024,
+                "memory_capacity",
+                "at least 1024 bytes",
+            ),
+            (self.op_timeout >= ms, "operation_timeout", "at least 1ms"),
+            (
+                self.connect_timeout >= ms,
+                "connect_timeout",
+                "at least 1ms",
+            ),
+            (
+                !self.namespace.contains(['*', '?', '[']),
+                "namespace",
+                "free of the glob characters * ? [",
+            ),
+        ];
+        match checks.iter().find(|(ok, ..)| !ok) {
+            None => Ok(()),
+            Some((_, setting, range)) => Err(Error::Config {
+                setting,
+                reason: format!("must be {range}"),
+            }),
+        }
+    }
+
+    /// Builds the cache and, for Redis, checks that the server answers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting out of range; [`Error::InvalidUrl`]
+    /// for a malformed URL or unknown scheme; [`Error::Connect`] if Redis
+    /// does not answer within the connect timeout.
+    pub async fn connect(self) -> Result<Cache, Error> {
+        let connect_timeout = self.connect_timeout;
+        let cache = self.build()?;
+        cache.store().ping(connect_timeout).await?;
+        Ok(cache)
+    }
+
+    /// Builds the cache without waiting for Redis: it connects on first use
+    /// and reconnects by itself, and operations fail fast until it answers.
+    /// For Redis this must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting out of range; [`Error::InvalidUrl`]
+    /// for a malformed URL or unknown scheme.
+    pub fn build(self) -> Result<Cache, Error> {
+        self.validate()?;
+        let store: Arc<dyn Store> = match self.url.as_deref().map(str::trim) {
+            None | Some("") => Arc::new(MemoryStore::new(self.memory_bytes)),
+            Some(url) if url.starts_with("memory://") => {
+                Arc::new(MemoryStore::new(self.memory_bytes))
+            }
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                #[cfg(not(feature = "tls"))]
+                if url.starts_with("rediss://") {
+                    return Err(Error::InvalidUrl {
+                        url: redact(url),
+                        reason: "rediss:// needs the `tls` feature of cachemacro-runtime".into(),
+                    });
+                }
+                Arc::new(RedisStore::lazy(
+                    url,
+                    self.connect_timeout,
+                    self.op_timeout,
+                )?)
+            }
+            Some(url) => {
+                return Err(Error::InvalidUrl {
+                    url: redact(url),
+                    reason: "expected redis://, rediss:// or memory://".into(),
+                });
+            }
+        };
+        Ok(Cache::from_parts(store, &self.namespace, self.settings))
+    }
+}
+
+impl Cache {
+    /// An in-memory cache (64 MiB, see [`CacheBuilder::memory_capacity`]).
+    pub fn memory() -> Cache {
+        Cache::from_parts(
+            Arc::new(MemoryStore::new(DEFAULT_MEMORY_BYTES)),
+            "",
+            Settings::default(),
+        )
+    }
+
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// Connects to `redis://…`, `rediss://…` or `memory://` with default
+    /// settings; see [`CacheBuilder::connect`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachemacro_runtime::Error> {
+    /// let cache = cachemacro_runtime::Cache::connect("redis://127.0.0.1:6379").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Cache, Error> {
+        Cache::builder().url(url).connect().await
+    }
+
+    /// The cache named by `CACHE_URL`, or an in-memory one when it is unset
+    /// or empty.
+    ///
+    /// ## Behavior
+    /// Unlike [`Cache::connect`], an unreachable Redis is not an error here:
+    /// it is logged at warn and the cache keeps trying to connect, so a
+    /// service that boots before its Redis still starts (and runs uncached
+    /// until Redis answers).
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when `CACHE_URL` is malformed.
+    pub async fn from_env() -> Result<Cache, Error> {
+        let cache = Cache::from_env_lazy()?;
+        if let Err(e) = cache.store().ping(DEFAULT_CONNECT_TIMEOUT).await {
+            tracing::warn!(error = %e, "CACHE_URL does not answer yet; the cache will keep trying to connect");
+        }
+        Ok(cache)
+    }
+
+    pub(crate) fn from_env_lazy() -> Result<Cache, Error> {
+        let mut builder = Cache::builder();
+        if let Ok(url) = std::env::var("CACHE_URL") {
+            builder = builder.url(url);
+        }
+        builder.build()
+    }
+
+    pub(crate) fn unavailable(why: String) -> Cache {
+        Cache::from_parts(Arc::new(Unavailable(why)), "", Settings::default())
+    }
+}

@@ -1,0 +1,197 @@
+//! The [`Cache`] handle and what its clones share.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::engine::flight::Flights;
+use crate::invalidation::Replayer;
+use crate::namespace::Namespace;
+use crate::stats::{Recorder, Stats, StatsRegistry};
+use crate::store::Store;
+use crate::{Error, key::Pattern};
+
+/// While a backend keeps failing, one warning per this interval; the rest go to debug.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// A handle to a cache: in-memory or Redis. Cheap to clone (one `Arc`);
+/// clones share the connection, the memory and the statistics.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cachemacro_runtime::Error> {
+/// use std::time::Duration;
+/// use cachemacro_runtime::Cache;
+///
+/// let cache = Cache::memory();
+/// cache.set("greeting:en", &"hello".to_string(), Duration::from_secs(60)).await?;
+/// assert_eq!(cache.get::<String>("greeting:en").await?, Some("hello".into()));
+/// # Ok(()) }
+/// ```
+///
+/// ## Behavior
+///
+/// * [`Cache::get_or_load`] and generated code never turn a cache failure
+///   into the caller's failure: the loader runs and its value is returned.
+///   Failures are counted in [`Stats::errors`] and logged with `tracing`
+///   (one warning per 5 s while a backend keeps failing, the rest at debug).
+/// * The manual methods return [`Error`] so the caller decides.
+/// * A value that no longer decodes (a changed type, corrupt bytes) reads as
+///   a miss, is counted in [`Stats::decode_errors`], and is overwritten by
+///   the next fill.
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    namespace: Namespace,
+    stats: Arc<StatsRegistry>,
+    settings: Settings,
+    flights: Flights,
+    replay: Replayer,
+    started: Instant,
+    last_warn_ms: AtomicU64,
+}
+
+/// The cache-wide settings the engine reads (see the builder for each).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// How long a fill lease or refresh lock holds a key.
+    pub(crate) lease_ttl: Duration,
+    /// How long `lock = true` waits for another process's load.
+    pub(crate) lock_wait: Duration,
+    pub(crate) single_flight: bool,
+    /// Defaults for calls whose options do not say.
+    pub(crate) beta: f64,
+    pub(crate) lock: bool,
+    pub(crate) jitter: f64,
+    pub(crate) fail_safe_throttle: Duration,
+    pub(crate) queue_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lease_ttl: Duration::from_secs(10),
+            lock_wait: Duration::from_secs(3),
+            single_flight: true,
+            beta: 1.0,
+            lock: false,
+            jitter: 0.0,
+            fail_safe_throttle: Duration::from_secs(30),
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.0.store.describe())
+            .field("namespace", &self.0.namespace.prefix())
+            .finish()
+    }
+}
+
+impl AsRef<Cache> for Cache {
+    fn as_ref(&self) -> &Cache {
+        self
+    }
+}
+
+impl Cache {
+    pub(crate) fn from_parts(store: Arc<dyn Store>, namespace: &str, settings: Settings) -> Cache {
+        let namespace = Namespace::new(namespace);
+        let stats = Arc::new(StatsRegistry::default());
+        let replay = Replayer::new(
+            store.clone(),
+            namespace.prefix().to_owned(),
+            stats.clone(),
+            settings.queue_capacity,
+        );
+        Cache(Arc::new(Inner {
+            store,
+            namespace,
+            stats,
+            settings,
+            flights: Flights::default(),
+            replay,
+            started: Instant::now(),
+            last_warn_ms: AtomicU64::new(0),
+        }))
+    }
+
+    /// A snapshot of this cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.0.stats.snapshot()
+    }
+
+    /// `memory`, the Redis URL (password removed), or why it is unavailable.
+    pub fn describe(&self) -> String {
+        self.0.store.describe()
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.0.flights
+    }
+
+    pub(crate) fn recorder(&self, family: &str) -> Recorder<'_> {
+        self.0.stats.recorder(family)
+    }
+
+    pub(crate) fn full_key(&self, key: &str) -> String {
+        self.0.namespace.key(key)
+    }
+
+    pub(crate) fn tag_key(&self, tag: &str) -> String {
+        self.0.namespace.tag(tag)
+    }
+
+    pub(crate) fn target(&self, pattern: &Pattern) -> Pattern {
+        self.0.namespace.target(pattern)
+    }
+
+    /// Whether the cache may be used: no invalidation waits to be replayed.
+    pub(crate) fn ready(&self) -> bool {
+        self.0.replay.ready()
+    }
+
+    /// Deletes full targets; what fails is queued for replay and returned.
+    pub(crate) async fn delete_targets(
+        &self,
+        targets: &[Pattern],
+    ) -> Result<u64, (Error, Vec<Pattern>)> {
+        crate::invalidation::run(&self.0.store, &self.0.replay, targets).await
+    }
+
+    /// Queues targets whose deletion never finished (a cancelled call).
+    pub(crate) fn enqueue(&self, targets: Vec<Pattern>) {
+        self.0.replay.enqueue(targets);
+    }
+
+    /// Logs a backend failure at warn at most once per [`WARN_EVERY`], so an
+    /// outage does not flood the logs; the others go to debug.
+    pub(crate) fn log_failure(&self, what: &str, family: &str, key: &str, error: &Error) {
+        let now = self.0.started.elapsed().as_millis() as u64;
+        let last = self.0.last_warn_ms.load(Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .0
+                .last_warn_ms
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(family, key, error = %error, backend = %self.describe(), "cache {what} failed; serving from the function body");
+        } else {
+            tracing::debug!(family, key, error = %error, "cache {what} failed; serving from the function body");
+        }
+    }
+}

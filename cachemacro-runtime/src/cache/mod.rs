@@ -1,0 +1,10 @@
+//! The [`Cache`] handle: building it, the engine as methods
+//! (`get_or_load`), the manual API and invalidation by key, prefix or tag.
+
+mod builder;
+mod get_or_load;
+mod handle;
+mod manual;
+
+pub use builder::CacheBuilder;
+pub use handle::Cache;

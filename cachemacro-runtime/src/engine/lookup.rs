@@ -1,0 +1,333 @@
+//! A call's reads and claims: what the key holds, judged by the protocol's
+//! rules and decoded; and the right to store a load's value (a fill lease
+//! over a miss, the refresh lock of a kept or due entry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::options::EntryOptions;
+use crate::Cache;
+use crate::codec::{Cacheable, Codec, Decoded};
+use crate::stats::Recorder;
+use crate::store::protocol::State;
+use crate::store::{Acquire, Claim, EntryId, Expect, Stored, TagVersion, Token};
+
+/// One call's context.
+#[derive(Clone, Copy)]
+pub(super) struct Call<'a> {
+    pub(super) cache: &'a Cache,
+    pub(super) rec: &'a Recorder<'a>,
+    pub(super) options: &'a EntryOptions,
+    /// The full (namespaced) key.
+    pub(super) key: &'a str,
+    /// The full keys of the tags the entry must carry.
+    pub(super) tags: &'a [String],
+    /// Named in a [`LoadTimeout`](crate::LoadTimeout).
+    pub(super) function: &'static str,
+}
+
+/// What a read found, decoded.
+pub(super) enum Read<T> {
+    Fresh {
+        value: T,
+        stored: Stored,
+        /// Drawn for an early refresh (XFetch).
+        due: bool,
+    },
+    /// Past freshness, kept for `stale`/`fail_safe`, since this long.
+    Kept {
+        value: T,
+        stored: Stored,
+        since: Duration,
+    },
+    /// Nothing usable: `expect` is what a fill lease would replace; `busy`
+    /// when another caller's lease holds the key.
+    Miss { expect: Expect, busy: bool },
+    /// The backend failed or timed out.
+    Failed,
+}
+
+/// XFetch's `β·(−ln u)` for one read, `u` uniform in (0, 1]; 0 when off.
+pub(super) fn early_factor(beta: f64) -> f64 {
+    if beta > 0.0 {
+        -beta * (1.0 - rand::random::<f64>()).ln()
+    } else {
+        0.0
+    }
+}
+
+/// Reads the key and its tags' versions (one round trip) and judges them.
+pub(super) async fn read<C: Codec, T: Cacheable>(call: &Call<'_>, early: f64) -> Read<T> {
+    let (found, versions) = match call.cache.store().read(call.key, call.tags).await {
+        Ok(read) => read,
+        Err(e) => {
+            call.rec.add(|c| &c.errors, 1);
+            call.cache
+                .log_failure("read", call.options.family_name(), call.key, &e);
+            return Read::Failed;
+        }
+    };
+    let state = found.state(call.tags, &versions, early);
+    let expect = |stored: Option<&Stored>| match stored {
+        Some(stored) => Expect::Entry(stored.header.id),
+        None => Expect::Anything,
+    };
+    let stored = match state {
+        State::Absent => {
+            return Read::Miss {
+                expect: Expect::Nothing,
+                busy: false,
+            };
+        }
+        State::Leased => {
+            return Read::Miss {
+                expect: Expect::Nothing,
+                busy: true,
+            };
+        }
+        State::Unreadable => {
+            call.rec.add(|c| &c.decode_errors, 1);
+            return Read::Miss {
+                expect: Expect::Anything,
+                busy: false,
+            };
+        }
+        State::Stale => {
+            return Read::Miss {
+                expect: expect(found.stored()),
+                busy: false,
+            };
+        }
+        State::Fresh { .. } | State::Kept { .. } => match found.stored() {
+            Some(stored) => stored.clone(),
+            None => {
+                return Read::Miss {
+                    expect: Expect::Anything,
+                    busy: false,
+                };
+            }
+        },
+    };
+    let value = match stored.decode::<C, T>() {
+        Decoded::Value(value) => value,
+        Decoded::Mismatch(why) => {
+            call.rec.add(|c| &c.decode_errors, 1);
+            tracing::debug!(key = call.key, reason = ?why, "cached bytes do not decode as {}; treating as a miss", std::any::type_name::<T>());
+            return Read::Miss {
+                expect: Expect::Entry(stored.header.id),
+                busy: false,
+            };
+        }
+    };
+    match state {
+        State::Kept { since } => Read::Kept {
+            value,
+            stored,
+            since,
+        },
+        State::Fresh { due } => Read::Fresh { value, stored, due },
+        _ => Read::Failed,
+    }
+}
+
+/// Holds a claim (a fill lease or a refresh lock); if the body panics or
+/// the call is cancelled, gives it back in the background instead of
+/// leaving the key reserved for the whole lease time.
+pub(super) struct Guard {
+    cache: Cache,
+    key: String,
+    token: Token,
+    pub(super) armed: bool,
+}
+
+impl Guard {
+    fn new(call: &Call<'_>, token: Token, armed: bool) -> Guard {
+        Guard {
+            cache: call.cache.clone(),
+            key: call.key.to_owned(),
+            token,
+            armed,
+        }
+    }
+
+    /// Gives the claim back now; disarmed once that landed (otherwise the
+    /// drop retries).
+    async fn release(&mut self) {
+        if self.armed
+            && self
+                .cache
+                .store()
+                .release(&self.key, self.token)
+                .await
+                .is_ok()
+        {
+            self.armed = false;
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key, token) = (
+                self.cache.clone(),
+                std::mem::take(&mut self.key),
+                self.token,
+            );
+            // A claim taken by a request that timed out may still land on a
+            // stalled server later: retry the (idempotent) release a while.
+            runtime.spawn(async move {
+                let mut delay = Duration::from_millis(100);
+                for _ in 0..6 {
+                    if cache.store().release(&key, token).await.is_ok()
+                        && delay > Duration::from_millis(100)
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            });
+        }
+    }
+}
+
+/// What a load may store over.
+#[derive(Clone, Copy)]
+pub(super) enum Holds {
+    /// The key holds this caller's fill lease.
+    Lease,
+    /// The key held this entry when read (fresh or kept); a store lands only
+    /// while it still does.
+    Entry(EntryId),
+    /// Another caller is filling the key: nothing may be stored.
+    Nothing,
+}
+
+/// The right to store a loaded value, and what it records.
+pub(super) struct Fill {
+    pub(super) guard: Guard,
+    pub(super) holds: Holds,
+    pub(super) tags: Vec<(String, TagVersion)>,
+}
+
+impl Fill {
+    pub(super) fn key(&self) -> &str {
+        &self.guard.key
+    }
+
+    pub(super) fn claim(&self) -> Option<Claim> {
+        match self.holds {
+            Holds::Lease => Some(Claim::Lease(self.guard.token)),
+            Holds::Entry(id) => Some(Claim::Entry(id)),
+            Holds::Nothing => None,
+        }
+    }
+
+    /// Gives the key back when nothing will be stored (an `Err`, an
+    /// uncached `None`), so the next caller can fill it at once.
+    pub(super) async fn give_back(mut self) {
+        self.guard.release().await;
+    }
+}
+
+/// Takes the refresh lock of a fresh-but-due or kept entry; the fill stores
+/// over that entry (by id) whether or not this caller got the lock, which
+/// only keeps refreshers from duplicating work.
+pub(super) async fn refresh_fill(call: &Call<'_>, stored: &Stored) -> Fill {
+    let token = Token::new();
+    let id = stored.header.id;
+    let lease_ttl = call.cache.settings().lease_ttl;
+    let taken = match call
+        .cache
+        .store()
+        .lock(call.key, id, token, lease_ttl)
+        .await
+    {
+        Ok(taken) => taken,
+        // Not ours to count on: the backend is failing, so serve what was
+        // read rather than start a refresh that could not store. (Had the
+        // lock landed anyway, it expires after the lease time.)
+        Err(e) => {
+            call.rec.add(|c| &c.errors, 1);
+            call.cache
+                .log_failure("refresh lock", call.options.family_name(), call.key, &e);
+            false
+        }
+    };
+    let guard = Guard::new(call, token, taken);
+    Fill {
+        guard,
+        holds: Holds::Entry(id),
+        tags: stored.header.tags.clone(),
+    }
+}
+
+/// Takes a fill lease over what a read saw, with the tag versions the fill
+/// records.
+pub(super) async fn lease(
+    call: &Call<'_>,
+    expect: Expect,
+) -> Result<(Acquire, Fill), crate::Error> {
+    let token = Token::new();
+    let guard = Guard::new(call, token, true);
+    let options = call.options;
+    let tag_ttl = options.ttl.max(options.none_ttl.unwrap_or_default()) + options.grace();
+    let lease_ttl = call.cache.settings().lease_ttl;
+    let (outcome, versions) = call
+        .cache
+        .store()
+        .acquire(call.key, expect, token, lease_ttl, call.tags, tag_ttl)
+        .await?;
+    let mut guard = guard;
+    guard.armed = outcome == Acquire::Leased;
+    let holds = if guard.armed {
+        Holds::Lease
+    } else {
+        Holds::Nothing
+    };
+    let tags = call.tags.iter().cloned().zip(versions).collect();
+    Ok((outcome, Fill { guard, holds, tags }))
+}
+
+/// An entry kept past its freshness: what fail-safe and `stale` serve.
+#[derive(Clone)]
+pub(super) struct Old {
+    pub(super) bytes: Arc<Vec<u8>>,
+    /// When it leaves the backend (the end of its grace).
+    pub(super) gone_at: Instant,
+}
+
+impl Old {
+    pub(super) fn new(stored: &Stored, since: Duration) -> Old {
+        Old {
+            bytes: stored.bytes.clone(),
+            gone_at: Instant::now() + stored.header.meta.grace.saturating_sub(since),
+        }
+    }
+}
+
+/// Whether `stale` lets a value `since` past its freshness be served.
+fn stale_allows(options: &EntryOptions, since: Duration) -> bool {
+    options.stale.is_some_and(|window| since <= window)
+}
+
+/// Whether `fail_safe` (or `stale`, which keeps it too) lets a value
+/// `since` past its freshness stand in for a failed load.
+pub(super) fn fail_safe_allows(options: &EntryOptions, since: Duration) -> bool {
+    options.fail_safe.is_some_and(|window| since <= window) || stale_allows(options, since)
+}
+
+/// Whether a caller gets a kept value at once instead of loading or
+/// waiting: under `stale`; or under `timeout` while another caller's load
+/// runs (it holds the refresh lock), as an old value beats waiting on a
+/// slow source.
+pub(super) fn serves_kept_now(options: &EntryOptions, since: Duration, refreshing: bool) -> bool {
+    stale_allows(options, since)
+        || (options.timeout.is_some() && !refreshing && fail_safe_allows(options, since))
+}

@@ -1,0 +1,181 @@
+//! [`EntryOptions`]: what `#[cached]` can say about an entry, as a value
+//! built at run time.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// How [`Cache::get_or_load`](crate::Cache::get_or_load) caches one entry:
+/// everything a `#[cached]` attribute can say, built at run time. Cheap to
+/// clone; build it once and reuse it.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachemacro_runtime::EntryOptions;
+///
+/// let options = EntryOptions::new(Duration::from_secs(300))
+///     .tags(["catalog"])
+///     .stale(Duration::from_secs(60))
+///     .family("search:<query>");
+/// ```
+///
+/// ## Behavior
+///
+/// Out-of-range numbers are clamped, never a panic: a negative or
+/// non-finite `beta` turns early refresh off; `jitter` is kept within
+/// `0.0..=0.9`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryOptions {
+    pub(crate) ttl: Duration,
+    pub(crate) none_ttl: Option<Duration>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) stale: Option<Duration>,
+    pub(crate) fail_safe: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) hard_timeout: Option<Duration>,
+    pub(crate) lock: Option<bool>,
+    pub(crate) beta: Option<f64>,
+    pub(crate) jitter: Option<f64>,
+    pub(crate) family: Cow<'static, str>,
+}
+
+impl EntryOptions {
+    /// Entries live `ttl` (fresh), with every other setting at the cache's
+    /// default.
+    pub fn new(ttl: Duration) -> Self {
+        EntryOptions {
+            ttl,
+            none_ttl: None,
+            tags: Vec::new(),
+            stale: None,
+            fail_safe: None,
+            timeout: None,
+            hard_timeout: None,
+            lock: None,
+            beta: None,
+            jitter: None,
+            family: Cow::Borrowed(""),
+        }
+    }
+
+    /// What a `#[cached]` attribute said, as a `static`. Generated code only.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn __attribute(
+        template: &'static str,
+        ttl: Duration,
+        none_ttl: Option<Duration>,
+        stale: Option<Duration>,
+        fail_safe: Option<Duration>,
+        timeout: Option<Duration>,
+        hard_timeout: Option<Duration>,
+        lock: Option<bool>,
+        beta: Option<f64>,
+        jitter: Option<f64>,
+    ) -> Self {
+        EntryOptions {
+            ttl,
+            none_ttl,
+            tags: Vec::new(),
+            stale,
+            fail_safe,
+            timeout,
+            hard_timeout,
+            lock,
+            beta,
+            jitter,
+            family: Cow::Borrowed(template),
+        }
+    }
+
+    /// Tags the entry carries: [`Cache::invalidate_tag`](crate::Cache::invalidate_tag)
+    /// of any of them makes it a miss.
+    pub fn tags(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Stores a `None` (of an `Option`, or an `Ok(None)`) for this long; without
+    /// it a `None` is not stored.
+    pub fn none_ttl(mut self, ttl: Duration) -> Self {
+        self.none_ttl = Some(ttl);
+        self
+    }
+
+    /// Serves an entry up to this long past its freshness while one
+    /// background refresh runs.
+    pub fn stale(mut self, window: Duration) -> Self {
+        self.stale = Some(window);
+        self
+    }
+
+    /// Serves an entry up to this long past its freshness when the load
+    /// fails or passes its hard timeout.
+    pub fn fail_safe(mut self, window: Duration) -> Self {
+        self.fail_safe = Some(window);
+        self
+    }
+
+    /// With an old value to serve, how long a caller waits for a load before
+    /// it gets the old value (the load goes on in the background).
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.timeout = Some(after);
+        self
+    }
+
+    /// How long a load may take at all; see
+    /// [`Cache::get_or_load_timed`](crate::Cache::get_or_load_timed).
+    pub fn hard_timeout(mut self, after: Duration) -> Self {
+        self.hard_timeout = Some(after);
+        self
+    }
+
+    /// Whether a miss waits for another process's load of the same key
+    /// instead of loading too (default: the cache's, `false`).
+    pub fn lock(mut self, on: bool) -> Self {
+        self.lock = Some(on);
+        self
+    }
+
+    /// XFetch's β: how eagerly a hot entry is refreshed before it expires
+    /// (default: the cache's, 1.0; 0 turns early refresh off).
+    pub fn beta(mut self, beta: f64) -> Self {
+        self.beta = Some(if beta.is_finite() && beta > 0.0 {
+            beta
+        } else {
+            0.0
+        });
+        self
+    }
+
+    /// Shortens each entry's TTL by a random part of up to this fraction
+    /// (`0.1` is 10%), so entries written together expire apart.
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Some(if fraction.is_finite() {
+            fraction.clamp(0.0, 0.9)
+        } else {
+            0.0
+        });
+        self
+    }
+
+    /// The name statistics count this entry under
+    /// ([`Stats::family`](crate::Stats::family)): a template such as
+    /// `"report:<id>"`, never the key itself. Without it, only the cache's
+    /// totals count.
+    pub fn family(mut self, family: impl Into<Cow<'static, str>>) -> Self {
+        self.family = family.into();
+        self
+    }
+
+    /// How long entries are kept past their freshness.
+    pub(crate) fn grace(&self) -> Duration {
+        self.stale
+            .unwrap_or_default()
+            .max(self.fail_safe.unwrap_or_default())
+    }
+
+    /// The statistics family, `""` when none was given.
+    pub(crate) fn family_name(&self) -> &str {
+        &self.family
+    }
+}

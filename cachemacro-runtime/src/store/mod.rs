@@ -1,0 +1,195 @@
+//! Storage: the protocol every backend follows, and the backends behind
+//! one trait. Every key reaching a store already carries the namespace.
+
+pub(crate) mod memory;
+pub(crate) mod protocol;
+pub(crate) mod redis;
+mod unavailable;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+use crate::codec::{Cacheable, Codec, Decoded};
+pub(crate) use protocol::{Acquire, Claim, EntryId, Expect, Header, Seen, TagVersion, Token};
+pub(crate) use unavailable::Unavailable;
+
+/// A boxed future: stores are trait objects, so a new backend or a tier
+/// in front of one composes without editing the others.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A stored entry as read: its header, and its framed bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) header: Header,
+    /// The whole framed entry (header, tags, payload).
+    pub(crate) bytes: Arc<Vec<u8>>,
+}
+
+impl Stored {
+    /// Parses framed bytes; `None` when they are not an entry.
+    pub(crate) fn parse(bytes: Vec<u8>) -> Option<Stored> {
+        let (header, _) = protocol::parse(&bytes)?;
+        Some(Stored {
+            header,
+            bytes: Arc::new(bytes),
+        })
+    }
+
+    pub(crate) fn decode<C: Codec, T: Cacheable>(&self) -> Decoded<T> {
+        protocol::decode::<C, T>(&self.bytes)
+    }
+}
+
+/// What one key holds, as a read saw it.
+pub(crate) type Found = Seen<Stored>;
+
+/// A read of one key, with the current version of each tag asked for.
+pub(crate) type Versioned = (Found, Vec<Option<TagVersion>>);
+
+impl Found {
+    /// Judges this read by the protocol's rules.
+    pub(crate) fn state(
+        &self,
+        tags: &[String],
+        versions: &[Option<TagVersion>],
+        early: f64,
+    ) -> protocol::State {
+        let (header, seen) = match self {
+            Seen::Nothing => (None, Seen::Nothing),
+            Seen::Lease => (None, Seen::Lease),
+            Seen::Unreadable => (None, Seen::Unreadable),
+            Seen::Entry { entry, left_ms } => (
+                Some(&entry.header),
+                Seen::Entry {
+                    entry: (),
+                    left_ms: *left_ms,
+                },
+            ),
+        };
+        protocol::classify(header, &seen, tags, versions, early)
+    }
+
+    /// The stored entry, if any.
+    pub(crate) fn stored(&self) -> Option<&Stored> {
+        match self {
+            Seen::Entry { entry, .. } => Some(entry),
+            _ => None,
+        }
+    }
+
+    /// Classifies raw bytes and a remaining TTL (`None`: no expiry).
+    pub(crate) fn from_raw(raw: Option<Vec<u8>>, pttl: Option<u64>) -> Found {
+        match raw {
+            None => Seen::Nothing,
+            Some(bytes) if protocol::is_lease(&bytes) => Seen::Lease,
+            Some(bytes) => match Stored::parse(bytes) {
+                None => Seen::Unreadable,
+                Some(entry) => {
+                    let left_ms = protocol::left_ms(pttl, entry.header.meta.grace);
+                    Seen::Entry { entry, left_ms }
+                }
+            },
+        }
+    }
+}
+
+/// A storage backend. Each method is one atomic step of the protocol
+/// (`protocol.rs`), one round trip on a remote store, and touches one key
+/// (or independent single keys): nothing spans two Redis Cluster slots.
+pub(crate) trait Store: Send + Sync + 'static {
+    /// `memory`, the URL without password, or why it is unavailable.
+    fn describe(&self) -> String;
+
+    /// Round-trips to the backend, bounded by `limit`.
+    fn ping(&self, limit: Duration) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// The hit path: what `key` holds and the current version of each of
+    /// `tags`, read with (or after) it. Writes nothing.
+    fn read<'a>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Versioned, Error>>;
+
+    /// What each key holds (the manual API), in one round trip.
+    fn read_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Found>, Error>>;
+
+    /// The current version of each tag (absent: `None`).
+    fn versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<TagVersion>>, Error>>;
+
+    /// Takes a fill lease over what a read saw (see [`protocol::acquire`]),
+    /// and reads each tag's version for the fill to record, creating the
+    /// ones that have none so that they live at least `tag_ttl`.
+    fn acquire<'a>(
+        &'a self,
+        key: &'a str,
+        expect: Expect,
+        token: Token,
+        lease_ttl: Duration,
+        tags: &'a [String],
+        tag_ttl: Duration,
+    ) -> BoxFuture<'a, Result<(Acquire, Vec<TagVersion>), Error>>;
+
+    /// Takes the refresh lock of the entry `id` at `key` for `ttl`, unless
+    /// another caller holds it or the key holds something else.
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        id: EntryId,
+        token: Token,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Stores a framed entry for `ttl` only while `claim` holds, then makes
+    /// each tag's version live at least as long. `false`: the claim was
+    /// gone (an invalidation came, or another refresh landed first).
+    fn store<'a>(
+        &'a self,
+        key: &'a str,
+        claim: Claim,
+        bytes: Arc<Vec<u8>>,
+        tags: &'a [String],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Gives a claim back: deletes the key if it holds this token's lease,
+    /// frees the entry's refresh lock if this token holds it.
+    fn release<'a>(&'a self, key: &'a str, token: Token) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Stores framed entries unconditionally (the manual API).
+    fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// Stores a framed entry if the key holds nothing.
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Deletes exact keys; how many existed.
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// Deletes every key starting with `prefix`; how many went.
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, Error>>;
+
+    /// Like Redis `INCRBY`, with a TTL set only on a key that has none.
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<i64, Error>>;
+}
+
+#[cfg(test)]
+mod parity_tests;
