@@ -94,7 +94,15 @@ fn key_pushes(key: &Key<'_>) -> TokenStream {
 
 fn build_key(key: &Key<'_>) -> TokenStream {
     let pushes = key_pushes(key);
-    let capacity = key.template.literal_len();
+    // Room for the literal text and a typical value per placeholder, so
+    // building a key is one allocation.
+    let placeholders = key
+        .template
+        .segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Placeholder(_)))
+        .count();
+    let capacity = key.template.literal_len() + 16 * placeholders;
     quote! {{
         let mut __cachemacro_k = __cachemacro_private::KeyBuilder::new(#capacity);
         #pushes
@@ -393,9 +401,23 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
         None => quote!(__cachemacro_private::Inline(async move #block)),
         Some((span, copied)) => spawnable(block, copied, *span),
     };
+    // Whether the stored type can be kept in memory as itself (`Clone +
+    // Send + Sync`), found without a bound on it: autoref picks the typed
+    // path when it qualifies, bytes otherwise (and in generic code).
+    let stored_ty = match &f.returns {
+        Returns::Plain(Some(ty)) => ty.to_token_stream(),
+        Returns::Plain(None) => quote!(()),
+        Returns::Result { ok, .. } => ok.to_token_stream(),
+        Returns::Option { inner } => quote!(::core::option::Option<#inner>),
+    };
+    let typed = quote! {{
+        #[allow(unused_imports)]
+        use __cachemacro_private::{ViaBytes as _, ViaClone as _};
+        (&&__cachemacro_private::Probe::<#stored_ty>::new()).typed()
+    }};
     let invoke = call(
         quote!(#callee #turbofish #codec #rest),
-        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, #load, #keep #on_timeout),
+        quote!(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_key, #load, #keep, #typed #on_timeout),
         stored,
     );
     let await_ = respan(quote!(.await), stored);

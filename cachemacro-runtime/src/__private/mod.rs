@@ -6,12 +6,14 @@
 mod invalidate;
 
 use std::borrow::Borrow;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 pub use crate::Cache;
 pub use crate::codec::{Bincode, Cacheable, Codec};
 pub use crate::engine::{
     Background, EntryOptions, Inline, Loader, Never, OptionOf, Plain, Policy, ResultOf, Spawnable,
+    Typed,
 };
 pub use crate::error::LoadTimeout;
 pub use crate::key::{KeyBuilder, Pattern};
@@ -135,6 +137,46 @@ where
     }
 }
 
+/// Finds out whether a stored type can take the memory store's typed path
+/// (`Clone + Send + Sync`), without a bound on the user's type:
+/// `(&&Probe::<T>::new()).typed()` picks [`ViaClone`] when `T` qualifies,
+/// else [`ViaBytes`]. In a generic function it picks `ViaBytes`.
+pub struct Probe<T>(PhantomData<T>);
+
+impl<T> Probe<T> {
+    pub const fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+impl<T> Default for Probe<T> {
+    fn default() -> Self {
+        Probe::new()
+    }
+}
+
+/// The typed path, for `Clone + Send + Sync` stored types.
+pub trait ViaClone<T> {
+    fn typed(&self) -> Option<Typed<T>>;
+}
+
+impl<T: Clone + Send + Sync + 'static> ViaClone<T> for &Probe<T> {
+    fn typed(&self) -> Option<Typed<T>> {
+        Some(Typed::new())
+    }
+}
+
+/// Bytes only, for every other stored type.
+pub trait ViaBytes<T> {
+    fn typed(&self) -> Option<Typed<T>>;
+}
+
+impl<T> ViaBytes<T> for Probe<T> {
+    fn typed(&self) -> Option<Typed<T>> {
+        None
+    }
+}
+
 /// `#[cached]` on a function returning a plain `T`: every value is stored.
 pub async fn cached<C, T, L, K>(
     cache: Cache,
@@ -142,14 +184,16 @@ pub async fn cached<C, T, L, K>(
     request: Result<Request, Error>,
     load: L,
     keep: K,
+    typed: Option<Typed<T>>,
 ) -> T
 where
     C: Codec,
     T: Cacheable,
     K: Fn(&T) -> bool + Clone,
-    L: Loader<T, Background<C, Plain<K>>>,
+    L: Loader<T, Background<C, Plain<K, T>>>,
 {
-    through::<C, T, Plain<K>, L>(cache, site, request, load, Plain(keep)).await
+    let policy = Plain { keep, typed };
+    through::<C, T, Plain<K, T>, L>(cache, site, request, load, policy).await
 }
 
 /// `#[cached]` on a function returning `Result<T, E>`: only `Ok` is stored;
@@ -160,15 +204,20 @@ pub async fn cached_result<C, T, E, L, K>(
     request: Result<Request, Error>,
     load: L,
     keep: K,
+    typed: Option<Typed<T>>,
     on_timeout: Option<fn(LoadTimeout) -> E>,
 ) -> Result<T, E>
 where
     C: Codec,
     T: Cacheable,
     K: Fn(&T) -> bool + Clone,
-    L: Loader<Result<T, E>, Background<C, ResultOf<K, E>>>,
+    L: Loader<Result<T, E>, Background<C, ResultOf<K, T, E>>>,
 {
-    let policy = ResultOf { keep, on_timeout };
+    let policy = ResultOf {
+        keep,
+        on_timeout,
+        typed,
+    };
     through::<C, Result<T, E>, _, L>(cache, site, request, load, policy).await
 }
 
@@ -187,14 +236,16 @@ pub async fn cached_option<C, T, L, K>(
     request: Result<Request, Error>,
     load: L,
     keep: K,
+    typed: Option<Typed<Option<T>>>,
 ) -> Option<T>
 where
     C: Codec,
     T: Cacheable,
     K: Fn(&T) -> bool + Clone,
-    L: Loader<Option<T>, Background<C, OptionOf<K>>>,
+    L: Loader<Option<T>, Background<C, OptionOf<K, T>>>,
 {
-    through::<C, Option<T>, OptionOf<K>, L>(cache, site, request, load, OptionOf(keep)).await
+    let policy = OptionOf { keep, typed };
+    through::<C, Option<T>, OptionOf<K, T>, L>(cache, site, request, load, policy).await
 }
 
 /// A parameter that a background load can own: `stale` and `timeout` run

@@ -2,7 +2,7 @@
 
 use super::handle::Cache;
 use crate::codec::{Bincode, Cacheable};
-use crate::engine::{self, EntryOptions, Loader, OptionOf, ResultOf, Spawnable};
+use crate::engine::{self, EntryOptions, Loader, OptionOf, ResultOf, Spawnable, Typed};
 use crate::error::LoadTimeout;
 
 /// Named in a [`LoadTimeout`] from these methods.
@@ -78,14 +78,15 @@ impl Cache {
         load: F,
     ) -> Result<T, E>
     where
-        T: Cacheable + Send,
+        T: Cacheable + Clone + Send + Sync,
         E: Send + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let policy = ResultOf::<fn(&T) -> bool, _> {
+        let policy = ResultOf::<fn(&T) -> bool, T, E> {
             keep: always::<T>,
             on_timeout: None,
+            typed: Some(Typed::new()),
         };
         engine::run::<Bincode, _, _, _>(
             self,
@@ -126,14 +127,15 @@ impl Cache {
         load: F,
     ) -> Result<T, E>
     where
-        T: Cacheable + Send,
+        T: Cacheable + Clone + Send + Sync,
         E: Send + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let policy = ResultOf::<fn(&T) -> bool, E> {
+        let policy = ResultOf::<fn(&T) -> bool, T, E> {
             keep: always::<T>,
             on_timeout: Some(on_timeout),
+            typed: Some(Typed::new()),
         };
         engine::run::<Bincode, _, _, _>(
             self,
@@ -156,11 +158,14 @@ impl Cache {
         load: F,
     ) -> Option<T>
     where
-        T: Cacheable + Send,
+        T: Cacheable + Clone + Send + Sync,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Option<T>> + Send + 'static,
     {
-        let policy = OptionOf::<fn(&T) -> bool>(always::<T>);
+        let policy = OptionOf::<fn(&T) -> bool, T> {
+            keep: always::<T>,
+            typed: Some(Typed::new()),
+        };
         engine::run::<Bincode, _, _, _>(
             self,
             key,
@@ -184,13 +189,14 @@ impl Cache {
         load: F,
     ) -> Result<T, E>
     where
-        T: Cacheable,
+        T: Cacheable + Clone + Send + Sync,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let policy = ResultOf::<fn(&T) -> bool, _> {
+        let policy = ResultOf::<fn(&T) -> bool, T, E> {
             keep: always::<T>,
             on_timeout: None,
+            typed: Some(Typed::new()),
         };
         engine::run::<Bincode, _, _, _>(
             self,

@@ -150,6 +150,15 @@ impl Cache {
         self.0.namespace.key(key)
     }
 
+    /// The full key, borrowed when there is no namespace (no allocation
+    /// on a hit).
+    pub(crate) fn full_key_cow<'a>(&self, key: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.0.namespace.prefix() {
+            "" => std::borrow::Cow::Borrowed(key),
+            _ => std::borrow::Cow::Owned(self.0.namespace.key(key)),
+        }
+    }
+
     pub(crate) fn tag_key(&self, tag: &str) -> String {
         self.0.namespace.tag(tag)
     }

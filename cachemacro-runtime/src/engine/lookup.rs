@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::options::EntryOptions;
+use super::policy::Typed;
 use crate::Cache;
 use crate::codec::{Cacheable, Codec, Decoded};
 use crate::stats::Recorder;
@@ -32,14 +33,14 @@ pub(super) struct Call<'a> {
 pub(super) enum Read<T> {
     Fresh {
         value: T,
-        stored: Stored,
+        stored: Arc<Stored>,
         /// Drawn for an early refresh (XFetch).
         due: bool,
     },
     /// Past freshness, kept for `stale`/`fail_safe`, since this long.
     Kept {
         value: T,
-        stored: Stored,
+        stored: Arc<Stored>,
         since: Duration,
     },
     /// Nothing usable: `expect` is what a fill lease would replace; `busy`
@@ -49,8 +50,11 @@ pub(super) enum Read<T> {
     Failed,
 }
 
+/// The largest `−ln u` a draw can give: `1 − u` is at least 2⁻⁵³.
+const MAX_DRAW: f64 = 37.0;
+
 /// XFetch's `β·(−ln u)` for one read, `u` uniform in (0, 1]; 0 when off.
-pub(super) fn early_factor(beta: f64) -> f64 {
+fn early_factor(beta: f64) -> f64 {
     if beta > 0.0 {
         -beta * (1.0 - rand::random::<f64>()).ln()
     } else {
@@ -58,9 +62,20 @@ pub(super) fn early_factor(beta: f64) -> f64 {
     }
 }
 
-/// Reads the key and its tags' versions (one round trip) and judges them.
-pub(super) async fn read<C: Codec, T: Cacheable>(call: &Call<'_>, early: f64) -> Read<T> {
-    let (found, versions) = match call.cache.store().read(call.key, call.tags).await {
+/// Reads the key and its tags' versions (one round trip) and judges them,
+/// with XFetch's β (drawn only for an entry close enough to its expiry for
+/// the draw to matter).
+pub(super) async fn read<C: Codec, T: Cacheable>(
+    call: &Call<'_>,
+    beta: f64,
+    typed: Option<Typed<T>>,
+) -> Read<T> {
+    let store = call.cache.store();
+    let read = match store.read_now(call.key, call.tags) {
+        Some(read) => Ok(read),
+        None => store.read(call.key, call.tags).await,
+    };
+    let (found, versions) = match read {
         Ok(read) => read,
         Err(e) => {
             call.rec.add(|c| &c.errors, 1);
@@ -69,7 +84,10 @@ pub(super) async fn read<C: Codec, T: Cacheable>(call: &Call<'_>, early: f64) ->
             return Read::Failed;
         }
     };
-    let state = found.state(call.tags, &versions, early);
+    let mut state = found.state(call.tags, &versions, beta * MAX_DRAW);
+    if state == (State::Fresh { due: true }) {
+        state = found.state(call.tags, &versions, early_factor(beta));
+    }
     let expect = |stored: Option<&Stored>| match stored {
         Some(stored) => Expect::Entry(stored.header.id),
         None => Expect::Anything,
@@ -100,9 +118,9 @@ pub(super) async fn read<C: Codec, T: Cacheable>(call: &Call<'_>, early: f64) ->
                 busy: false,
             };
         }
-        State::Fresh { .. } | State::Kept { .. } => match found.stored() {
-            Some(stored) => stored.clone(),
-            None => {
+        State::Fresh { .. } | State::Kept { .. } => match found {
+            crate::store::Seen::Entry { entry, .. } => entry,
+            _ => {
                 return Read::Miss {
                     expect: Expect::Anything,
                     busy: false,
@@ -110,7 +128,16 @@ pub(super) async fn read<C: Codec, T: Cacheable>(call: &Call<'_>, early: f64) ->
             }
         },
     };
-    let value = match stored.decode::<C, T>() {
+    // A value the memory store kept as itself: cloned out, not decoded.
+    let kept = match (typed, &stored.value) {
+        (Some(typed), Some(shared)) => typed.take(shared),
+        _ => None,
+    };
+    let decoded = match kept {
+        Some(value) => Decoded::Value(value),
+        None => stored.decode::<C, T>(),
+    };
+    let value = match decoded {
         Decoded::Value(value) => value,
         Decoded::Mismatch(why) => {
             call.rec.add(|c| &c.decode_errors, 1);

@@ -46,17 +46,14 @@ use tokio::time::Instant;
 
 pub use load::{Background, Inline, Loader, Spawnable, Spawned};
 pub use options::EntryOptions;
-pub use policy::{Never, OptionOf, Plain, Policy, ResultOf};
+pub use policy::{Never, OptionOf, Plain, Policy, ResultOf, Shared, Typed};
 
 use crate::Cache;
 use crate::codec::{Cacheable, Codec};
 use crate::store::Acquire;
 use flight::{Join, Outcome};
 use load::{Publish, load_and_store, refresh_early, serve_kept, uncached};
-use lookup::{
-    Call, Fill, Old, Read, early_factor, fail_safe_allows, lease, read, refresh_fill,
-    serves_kept_now,
-};
+use lookup::{Call, Fill, Old, Read, fail_safe_allows, lease, read, refresh_fill, serves_kept_now};
 use write::unstored;
 
 /// How often a waiting follower reads again before it loads itself.
@@ -80,10 +77,8 @@ where
     P: Policy<O> + Clone,
     L: Loader<O, Background<C, P>>,
 {
-    // Before the read: a flight that began after this is fresh for us.
-    let arrived = std::time::Instant::now();
     let rec = cache.recorder(options.family_name());
-    let full = cache.full_key(key);
+    let full = cache.full_key_cow(key);
     let tags: Vec<String> = tags.iter().map(|t| cache.tag_key(t)).collect();
     let call = Call {
         cache,
@@ -95,10 +90,23 @@ where
     };
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
-        return miss::<C, O, P, L>(&call, Read::Failed, None, load, policy, arrived).await;
+        let arrived = std::time::Instant::now();
+        return Box::pin(miss::<C, O, P, L>(
+            &call,
+            Read::Failed,
+            None,
+            load,
+            policy,
+            arrived,
+        ))
+        .await;
     }
-    let early = early_factor(options.beta.unwrap_or(cache.settings().beta));
-    let first = read::<C, P::Stored>(&call, early).await;
+    let beta = options.beta.unwrap_or(cache.settings().beta);
+    let first = read::<C, P::Stored>(&call, beta, policy.typed()).await;
+    // A flight that began after this began after this call's read ended,
+    // so after the call began: its value is fresh for this caller. (Taken
+    // after the read, so a hit reads no clock; later is only stricter.)
+    let arrived = std::time::Instant::now();
     match first {
         Read::Fresh { value, stored, due } => {
             rec.add(|c| &c.hits, 1);
@@ -110,7 +118,10 @@ where
                 return policy.unstore(value);
             }
             rec.add(|c| &c.early_refreshes, 1);
-            refresh_early::<C, O, P, L>(&call, load, policy, fill, value).await
+            Box::pin(refresh_early::<C, O, P, L>(
+                &call, load, policy, fill, value,
+            ))
+            .await
         }
         Read::Kept {
             value,
@@ -128,13 +139,26 @@ where
                 stored,
                 since,
             };
-            miss::<C, O, P, L>(&call, read, Some(fill), load, policy, arrived).await
+            Box::pin(miss::<C, O, P, L>(
+                &call,
+                read,
+                Some(fill),
+                load,
+                policy,
+                arrived,
+            ))
+            .await
         }
         first => {
             if !matches!(first, Read::Failed) {
                 rec.add(|c| &c.misses, 1);
             }
-            miss::<C, O, P, L>(&call, first, None, load, policy, arrived).await
+            // Boxed: the miss path's states would otherwise make every
+            // hit's future large.
+            Box::pin(miss::<C, O, P, L>(
+                &call, first, None, load, policy, arrived,
+            ))
+            .await
         }
     }
 }
@@ -209,8 +233,8 @@ where
         }
         // The flight began before this caller: its value may predate a
         // write that finished before this call began. Read again.
-        let early = early_factor(call.options.beta.unwrap_or(cache.settings().beta));
-        first = read::<C, P::Stored>(call, early).await;
+        let beta = call.options.beta.unwrap_or(cache.settings().beta);
+        first = read::<C, P::Stored>(call, beta, policy.typed()).await;
         if let Read::Fresh { value, .. } = first {
             return policy.unstore(value);
         }
@@ -245,7 +269,7 @@ where
     loop {
         match read_now {
             Read::Fresh { value, stored, .. } => {
-                publish.send(Outcome::Entry(stored.bytes));
+                publish.send(Outcome::Entry(stored.bytes.clone()));
                 return policy.unstore(value);
             }
             Read::Kept {
@@ -264,7 +288,9 @@ where
                 }
                 let someone_else = !fill.guard.armed;
                 if lock && someone_else && !serves_kept_now(options, since, false) {
-                    if let Some(next) = wait_for_other::<C, P::Stored>(call, &mut waiting).await {
+                    if let Some(next) =
+                        wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed()).await
+                    {
                         drop(fill);
                         read_now = next;
                         continue;
@@ -284,7 +310,9 @@ where
             Read::Miss { expect, busy } => {
                 drop(fill.take());
                 if busy && lock {
-                    if let Some(next) = wait_for_other::<C, P::Stored>(call, &mut waiting).await {
+                    if let Some(next) =
+                        wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed()).await
+                    {
                         read_now = next;
                         continue;
                     }
@@ -292,10 +320,12 @@ where
                 match lease(call, expect).await {
                     Ok((Acquire::Changed, _)) if changes < ROUNDS => {
                         changes += 1;
-                        read_now = read_again::<C, P::Stored>(call).await;
+                        read_now = read_again::<C, P::Stored>(call, policy.typed()).await;
                     }
                     Ok((Acquire::Busy, fill)) if lock => {
-                        match wait_for_other::<C, P::Stored>(call, &mut waiting).await {
+                        match wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed())
+                            .await
+                        {
                             Some(next) => read_now = next,
                             None => {
                                 return load_and_store::<C, O, P, L>(
@@ -334,9 +364,9 @@ where
 }
 
 /// Reads again after the key changed under this caller's claim.
-async fn read_again<C: Codec, T: Cacheable>(call: &Call<'_>) -> Read<T> {
-    let early = early_factor(call.options.beta.unwrap_or(call.cache.settings().beta));
-    read::<C, T>(call, early).await
+async fn read_again<C: Codec, T: Cacheable>(call: &Call<'_>, typed: Option<Typed<T>>) -> Read<T> {
+    let beta = call.options.beta.unwrap_or(call.cache.settings().beta);
+    read::<C, T>(call, beta, typed).await
 }
 
 /// A `lock = true` wait for another process's load.
@@ -351,6 +381,7 @@ struct Wait {
 async fn wait_for_other<C: Codec, T: Cacheable>(
     call: &Call<'_>,
     waiting: &mut Option<Wait>,
+    typed: Option<Typed<T>>,
 ) -> Option<Read<T>> {
     let now = Instant::now();
     let wait = waiting.get_or_insert_with(|| {
@@ -376,7 +407,7 @@ async fn wait_for_other<C: Codec, T: Cacheable>(
     }
     tokio::time::sleep(wait.delay).await;
     wait.delay = (wait.delay * 2).min(Duration::from_millis(100));
-    Some(read_again::<C, T>(call).await)
+    Some(read_again::<C, T>(call, typed).await)
 }
 
 /// Runs the body without the cache (the backend failed, or invalidations

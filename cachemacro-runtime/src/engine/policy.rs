@@ -10,6 +10,8 @@
 //!   stored only with `none_ttl`, for that long, so a row created after a
 //!   404 is not hidden for the whole TTL.
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -22,6 +24,8 @@ use crate::error::LoadTimeout;
 pub trait Policy<O> {
     /// The stored type: `T` of `T`, `Result<T, E>`; `Option<T>` of `Option<T>`.
     type Stored: Cacheable;
+    /// How a stored value is kept as a value in memory, when it can be.
+    fn typed(&self) -> Option<Typed<Self::Stored>>;
     /// The value to store and its TTL, if this output is stored.
     fn store_as<'a>(
         &self,
@@ -49,15 +53,79 @@ fn ttl_of<T: Serialize>(options: &EntryOptions, value: &T) -> Option<Duration> {
     }
 }
 
-/// A plain `T`: every value is stored (that `keep` accepts).
-#[derive(Clone)]
-pub struct Plain<K>(pub K);
+/// A value shared as itself rather than as bytes.
+pub type Shared = Arc<dyn Any + Send + Sync>;
 
-impl<T: Cacheable, K: Fn(&T) -> bool> Policy<T> for Plain<K> {
+/// How a value of a `Clone + Send + Sync` type is kept in the memory store
+/// as a value (an `Arc`) and handed out by cloning, instead of being
+/// encoded and decoded: a memory hit is then a lookup and a clone.
+pub struct Typed<T> {
+    clone: fn(&T) -> T,
+    share: fn(&T) -> Shared,
+}
+
+impl<T> Clone for Typed<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Typed<T> {}
+
+impl<T: Clone + Send + Sync + 'static> Typed<T> {
+    /// The typed path of `T`.
+    pub fn new() -> Self {
+        Typed {
+            clone: T::clone,
+            share: |value| Arc::new(value.clone()),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for Typed<T> {
+    fn default() -> Self {
+        Typed::new()
+    }
+}
+
+impl<T: 'static> Typed<T> {
+    /// The value as the memory store keeps it.
+    pub(crate) fn share(&self, value: &T) -> Shared {
+        (self.share)(value)
+    }
+
+    /// A value kept by the memory store, cloned out, if it is a `T`.
+    pub(crate) fn take(&self, shared: &Shared) -> Option<T> {
+        shared.downcast_ref::<T>().map(self.clone)
+    }
+}
+
+/// A plain `T`: every value is stored (that `keep` accepts).
+pub struct Plain<K, T> {
+    /// Which values are stored (`cache_if`/`unless`).
+    pub keep: K,
+    /// The memory store's typed path, for `Clone` types.
+    pub typed: Option<Typed<T>>,
+}
+
+impl<K: Clone, T> Clone for Plain<K, T> {
+    fn clone(&self) -> Self {
+        Plain {
+            keep: self.keep.clone(),
+            typed: self.typed,
+        }
+    }
+}
+
+impl<T: Cacheable, K: Fn(&T) -> bool> Policy<T> for Plain<K, T> {
     type Stored = T;
 
+    fn typed(&self) -> Option<Typed<T>> {
+        self.typed
+    }
+
     fn store_as<'a>(&self, options: &EntryOptions, out: &'a T) -> Option<(&'a T, Duration)> {
-        (self.0)(out).then_some(())?;
+        (self.keep)(out).then_some(())?;
         Some((out, ttl_of(options, out)?))
     }
 
@@ -86,24 +154,31 @@ pub enum Never {}
 
 /// `Result<T, E>`: `Ok` values are stored; an `Err` is a failure. With
 /// `on_timeout`, a load given up at its hard timeout is that `Err`.
-pub struct ResultOf<K, E> {
+pub struct ResultOf<K, T, E> {
     /// Which `Ok` values are stored (`cache_if`/`unless`).
     pub keep: K,
     /// The `Err` for a load given up at its hard timeout.
     pub on_timeout: Option<fn(LoadTimeout) -> E>,
+    /// The memory store's typed path, for `Clone` types.
+    pub typed: Option<Typed<T>>,
 }
 
-impl<K: Clone, E> Clone for ResultOf<K, E> {
+impl<K: Clone, T, E> Clone for ResultOf<K, T, E> {
     fn clone(&self) -> Self {
         ResultOf {
             keep: self.keep.clone(),
             on_timeout: self.on_timeout,
+            typed: self.typed,
         }
     }
 }
 
-impl<T: Cacheable, E, K: Fn(&T) -> bool> Policy<Result<T, E>> for ResultOf<K, E> {
+impl<T: Cacheable, E, K: Fn(&T) -> bool> Policy<Result<T, E>> for ResultOf<K, T, E> {
     type Stored = T;
+
+    fn typed(&self) -> Option<Typed<T>> {
+        self.typed
+    }
 
     fn store_as<'a>(
         &self,
@@ -134,11 +209,28 @@ impl<T: Cacheable, E, K: Fn(&T) -> bool> Policy<Result<T, E>> for ResultOf<K, E>
 }
 
 /// `Option<T>`: `Some` is stored for the TTL; `None` only with `none_ttl`.
-#[derive(Clone)]
-pub struct OptionOf<K>(pub K);
+pub struct OptionOf<K, T> {
+    /// Which `Some` values are stored (`cache_if`/`unless`).
+    pub keep: K,
+    /// The memory store's typed path, for `Clone` types.
+    pub typed: Option<Typed<Option<T>>>,
+}
 
-impl<T: Cacheable, K: Fn(&T) -> bool> Policy<Option<T>> for OptionOf<K> {
+impl<K: Clone, T> Clone for OptionOf<K, T> {
+    fn clone(&self) -> Self {
+        OptionOf {
+            keep: self.keep.clone(),
+            typed: self.typed,
+        }
+    }
+}
+
+impl<T: Cacheable, K: Fn(&T) -> bool> Policy<Option<T>> for OptionOf<K, T> {
     type Stored = Option<T>;
+
+    fn typed(&self) -> Option<Typed<Option<T>>> {
+        self.typed
+    }
 
     fn store_as<'a>(
         &self,
@@ -146,7 +238,7 @@ impl<T: Cacheable, K: Fn(&T) -> bool> Policy<Option<T>> for OptionOf<K> {
         out: &'a Option<T>,
     ) -> Option<(&'a Option<T>, Duration)> {
         match out {
-            Some(v) => (self.0)(v).then_some((out, options.ttl)),
+            Some(v) => (self.keep)(v).then_some((out, options.ttl)),
             None => options.none_ttl.map(|ttl| (out, ttl)),
         }
     }

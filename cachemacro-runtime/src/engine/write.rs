@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::lookup::{Call, Fill, Old};
 use super::options::EntryOptions;
-use super::policy::Policy;
+use super::policy::{Policy, Shared};
 use crate::Cache;
 use crate::codec::{Cacheable, Codec};
 use crate::engine::flight::Outcome;
@@ -24,6 +24,8 @@ pub(super) enum Plan {
     Store {
         fill: Fill,
         bytes: Arc<Vec<u8>>,
+        /// The value itself, for a store that keeps values (memory).
+        value: Option<Shared>,
         ttl: Duration,
     },
     /// The load failed: re-store the old entry, fresh for the throttle.
@@ -62,6 +64,7 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
             ttl: jittered(ttl, jitter(call.cache, call.options)) + grace,
             fill,
             bytes: Arc::new(bytes),
+            value: policy.typed().map(|typed| typed.share(value)),
         },
         Err(e) => {
             call.rec.add(|c| &c.errors, 1);
@@ -112,7 +115,12 @@ pub(super) async fn apply(call: &Call<'_>, plan: Plan) -> Outcome {
             fill.give_back().await;
             outcome
         }
-        Plan::Store { fill, bytes, ttl } => match write(call, fill, &bytes, ttl).await {
+        Plan::Store {
+            fill,
+            bytes,
+            value,
+            ttl,
+        } => match write(call, fill, &bytes, value, ttl).await {
             Written::Landed => {
                 call.rec.add(|c| &c.stores, 1);
                 Outcome::Entry(bytes)
@@ -122,7 +130,7 @@ pub(super) async fn apply(call: &Call<'_>, plan: Plan) -> Outcome {
         },
         Plan::Throttle { fill, bytes, ttl } => {
             let bytes = Arc::new(bytes);
-            write(call, fill, &bytes, ttl).await;
+            write(call, fill, &bytes, None, ttl).await;
             Outcome::Stale(bytes)
         }
     }
@@ -138,7 +146,13 @@ enum Written {
     Failed,
 }
 
-async fn write(call: &Call<'_>, mut fill: Fill, bytes: &Arc<Vec<u8>>, ttl: Duration) -> Written {
+async fn write(
+    call: &Call<'_>,
+    mut fill: Fill,
+    bytes: &Arc<Vec<u8>>,
+    value: Option<Shared>,
+    ttl: Duration,
+) -> Written {
     let Some(claim) = fill.claim() else {
         return Written::Refused;
     };
@@ -149,7 +163,7 @@ async fn write(call: &Call<'_>, mut fill: Fill, bytes: &Arc<Vec<u8>>, ttl: Durat
     let stored = call
         .cache
         .store()
-        .store(fill.key(), claim, bytes.clone(), &tags, ttl)
+        .store(fill.key(), claim, bytes.clone(), value, &tags, ttl)
         .await;
     match stored {
         Ok(true) => {

@@ -74,20 +74,25 @@ impl Slot {
     fn size(&self) -> usize {
         match &self.item {
             Item::Lease(_) => protocol::LEASE_LEN,
+            // A typed value is counted as its bytes again (a fair guess of its size).
+            Item::Entry { stored, .. } if stored.value.is_some() => 2 * stored.bytes.len(),
             Item::Entry { stored, .. } => stored.bytes.len(),
             Item::Bytes(b) => b.len(),
         }
     }
 
-    /// What a read sees, with the entry as `f` maps it.
+    /// What a read sees at `now`, with the entry as `f` maps it.
     fn seen<E>(&self, f: impl FnOnce(&Arc<Stored>) -> E) -> Seen<E> {
+        self.seen_at(Instant::now(), f)
+    }
+
+    fn seen_at<E>(&self, now: Instant, f: impl FnOnce(&Arc<Stored>) -> E) -> Seen<E> {
         match &self.item {
             Item::Lease(_) => Seen::Lease,
             Item::Bytes(_) => Seen::Unreadable,
             Item::Entry { stored, .. } => {
                 let pttl = self.expires_at.map(|at| {
-                    u64::try_from(at.saturating_duration_since(Instant::now()).as_millis())
-                        .unwrap_or(u64::MAX)
+                    u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
                 });
                 Seen::Entry {
                     left_ms: protocol::left_ms(pttl, stored.header.meta.grace),
@@ -158,9 +163,12 @@ impl MemoryStore {
     }
 
     fn found(&self, key: &str) -> Found {
-        match self.get(key) {
-            None => Seen::Nothing,
-            Some(slot) => slot.seen(|stored| Stored::clone(stored)),
+        let now = Instant::now();
+        match self.slots.get(key) {
+            Some(slot) if slot.expires_at.is_none_or(|at| now < at) => {
+                slot.seen_at(now, Arc::clone)
+            }
+            _ => Seen::Nothing,
         }
     }
 
@@ -247,6 +255,12 @@ impl Store for MemoryStore {
 
     fn ping(&self, _: Duration) -> BoxFuture<'_, Result<(), Error>> {
         ready(())
+    }
+
+    fn read_now(&self, key: &str, tags: &[String]) -> Option<Versioned> {
+        let found = self.found(key);
+        let versions = tags.iter().map(|t| self.version(t)).collect();
+        Some((found, versions))
     }
 
     fn read<'a>(
@@ -337,6 +351,7 @@ impl Store for MemoryStore {
         key: &'a str,
         claim: Claim,
         bytes: Arc<Vec<u8>>,
+        value: Option<crate::engine::Shared>,
         tags: &'a [String],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
@@ -346,11 +361,14 @@ impl Store for MemoryStore {
                 if !protocol::claim_holds(&now, slot.and_then(Slot::lease), claim) {
                     return (Change::Keep, false);
                 }
-                match Stored::parse(bytes.as_ref().clone()) {
-                    Some(stored) => (
+                match Stored::from_shared(bytes.clone()) {
+                    Some(mut stored) => (
                         Change::Put(Slot::new(
                             Item::Entry {
-                                stored: Arc::new(stored),
+                                stored: {
+                                    stored.value = value.clone();
+                                    Arc::new(stored)
+                                },
                                 lock: None,
                             },
                             Some(ttl),

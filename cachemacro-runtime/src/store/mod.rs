@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::codec::{Cacheable, Codec, Decoded};
+use crate::engine::Shared;
 pub(crate) use protocol::{Acquire, Claim, EntryId, Expect, Header, Seen, TagVersion, Token};
 pub(crate) use unavailable::Unavailable;
 
@@ -20,30 +21,62 @@ pub(crate) use unavailable::Unavailable;
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A stored entry as read: its header, and its framed bytes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Stored {
     pub(crate) header: Header,
     /// The whole framed entry (header, tags, payload).
     pub(crate) bytes: Arc<Vec<u8>>,
+    /// Where the payload starts in `bytes`.
+    payload_at: usize,
+    /// The value itself, kept by the memory store for types that can be
+    /// cloned out of it (a hit is then a clone, not a decode).
+    pub(crate) value: Option<Shared>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("header", &self.header)
+            .field("len", &self.bytes.len())
+            .field("typed", &self.value.is_some())
+            .finish()
+    }
 }
 
 impl Stored {
     /// Parses framed bytes; `None` when they are not an entry.
     pub(crate) fn parse(bytes: Vec<u8>) -> Option<Stored> {
-        let (header, _) = protocol::parse(&bytes)?;
+        let (header, payload) = protocol::parse(&bytes)?;
+        let payload_at = bytes.len() - payload.len();
         Some(Stored {
             header,
             bytes: Arc::new(bytes),
+            payload_at,
+            value: None,
         })
     }
 
+    /// As [`Stored::parse`], keeping the bytes where they are.
+    pub(crate) fn from_shared(bytes: Arc<Vec<u8>>) -> Option<Stored> {
+        let (header, payload) = protocol::parse(&bytes)?;
+        let payload_at = bytes.len() - payload.len();
+        Some(Stored {
+            header,
+            bytes,
+            payload_at,
+            value: None,
+        })
+    }
+
+    /// The value, decoded without parsing the header again.
     pub(crate) fn decode<C: Codec, T: Cacheable>(&self) -> Decoded<T> {
-        protocol::decode::<C, T>(&self.bytes)
+        let payload = self.bytes.get(self.payload_at..).unwrap_or_default();
+        crate::codec::decode_payload::<C, T>(self.header.codec, self.header.fingerprint, payload)
     }
 }
 
 /// What one key holds, as a read saw it.
-pub(crate) type Found = Seen<Stored>;
+pub(crate) type Found = Seen<Arc<Stored>>;
 
 /// A read of one key, with the current version of each tag asked for.
 pub(crate) type Versioned = (Found, Vec<Option<TagVersion>>);
@@ -88,7 +121,10 @@ impl Found {
                 None => Seen::Unreadable,
                 Some(entry) => {
                     let left_ms = protocol::left_ms(pttl, entry.header.meta.grace);
-                    Seen::Entry { entry, left_ms }
+                    Seen::Entry {
+                        entry: Arc::new(entry),
+                        left_ms,
+                    }
                 }
             },
         }
@@ -104,6 +140,12 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Round-trips to the backend, bounded by `limit`.
     fn ping(&self, limit: Duration) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// [`Store::read`] without a future, for a store that can answer at
+    /// once (in memory); `None` when it must go over the network.
+    fn read_now(&self, _key: &str, _tags: &[String]) -> Option<Versioned> {
+        None
+    }
 
     /// The hit path: what `key` holds and the current version of each of
     /// `tags`, read with (or after) it. Writes nothing.
@@ -147,12 +189,15 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Stores a framed entry for `ttl` only while `claim` holds, then makes
     /// each tag's version live at least as long. `false`: the claim was
-    /// gone (an invalidation came, or another refresh landed first).
+    /// gone (an invalidation came, or another refresh landed first). A store
+    /// in process memory may keep `value` beside the bytes.
+    #[allow(clippy::too_many_arguments)]
     fn store<'a>(
         &'a self,
         key: &'a str,
         claim: Claim,
         bytes: Arc<Vec<u8>>,
+        value: Option<Shared>,
         tags: &'a [String],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>>;

@@ -117,13 +117,13 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
     let first = entry(created[0]);
     out.push(Step::Bool(
         store
-            .store(key, Claim::Lease(t2), first.clone(), &tags, ttl)
+            .store(key, Claim::Lease(t2), first.clone(), None, &tags, ttl)
             .await
             .unwrap(),
     ));
     out.push(Step::Bool(
         store
-            .store(key, Claim::Lease(t1), first.clone(), &tags, ttl)
+            .store(key, Claim::Lease(t1), first.clone(), None, &tags, ttl)
             .await
             .unwrap(),
     ));
@@ -152,13 +152,13 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
     let second = entry(created[0]);
     out.push(Step::Bool(
         store
-            .store(key, Claim::Entry(id), second.clone(), &tags, ttl)
+            .store(key, Claim::Entry(id), second.clone(), None, &tags, ttl)
             .await
             .unwrap(),
     ));
     out.push(Step::Bool(
         store
-            .store(key, Claim::Entry(id), second, &tags, ttl)
+            .store(key, Claim::Entry(id), second, None, &tags, ttl)
             .await
             .unwrap(),
     ));
@@ -274,7 +274,7 @@ async fn a_lease_never_covers_a_value_stored_since_the_read() {
     let bytes = Arc::new(protocol::encode::<Bincode, _>(&1u8, &[], Meta::default()).unwrap());
     assert!(
         store
-            .store("k", Claim::Lease(holder), bytes, &[], ttl)
+            .store("k", Claim::Lease(holder), bytes, None, &[], ttl)
             .await
             .unwrap()
     );

@@ -69,6 +69,7 @@ impl Store for Unavailable {
         _: &'a str,
         _: Claim,
         _: Arc<Vec<u8>>,
+        _: Option<crate::engine::Shared>,
         _: &'a [String],
         _: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {

@@ -334,6 +334,7 @@ impl Store for RedisStore {
         key: &'a str,
         claim: Claim,
         bytes: Arc<Vec<u8>>,
+        _: Option<crate::engine::Shared>,
         tags: &'a [String],
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
