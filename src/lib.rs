@@ -467,7 +467,8 @@ impl Backend {
 impl Backend {
     /// Brings `key` `by` closer to its expiry: on memory by advancing
     /// tokio's paused clock (so every key ages; see
-    /// [`on_both_backends_paused`]), on Redis by shortening the key's TTL.
+    /// [`on_both_backends_paused`]), on Redis by shortening the key's TTL
+    /// and the expiry its header carries.
     pub async fn age(&self, key: &str, by: Duration) {
         let Some(server) = &self.server else {
             tokio::time::advance(by).await;
@@ -481,7 +482,8 @@ impl Backend {
             .await
             .expect("PTTL");
         assert!(pttl > 0, "`{key}` has no TTL to shorten ({pttl})");
-        let left = pttl - i64::try_from(by.as_millis()).expect("a sane duration");
+        let by_ms = i64::try_from(by.as_millis()).expect("a sane duration");
+        let left = pttl - by_ms;
         if left > 0 {
             let _: () = redis::cmd("PEXPIRE")
                 .arg(&full)
@@ -489,6 +491,28 @@ impl Backend {
                 .query_async(&mut raw)
                 .await
                 .expect("PEXPIRE");
+            // An entry also carries its expiry on the server's clock, in
+            // its header (bytes 64..72, little-endian ms): move it too.
+            let stamp: Vec<u8> = redis::cmd("GETRANGE")
+                .arg(&full)
+                .arg(64)
+                .arg(71)
+                .query_async(&mut raw)
+                .await
+                .expect("GETRANGE");
+            if let Ok(stamp) = <[u8; 8]>::try_from(stamp.as_slice()) {
+                let at = u64::from_le_bytes(stamp);
+                if at > 0 {
+                    let moved = at.saturating_sub(by_ms.unsigned_abs());
+                    let _: i64 = redis::cmd("SETRANGE")
+                        .arg(&full)
+                        .arg(64)
+                        .arg(&moved.to_le_bytes()[..])
+                        .query_async(&mut raw)
+                        .await
+                        .expect("SETRANGE");
+                }
+            }
         } else {
             let _: () = redis::cmd("DEL")
                 .arg(&full)

@@ -195,7 +195,30 @@ async fn a_borrowing_loader_runs_inline(b: Backend) {
     assert_eq!(again, Ok(60), "a hit");
 }
 
+/// "Forever" is a duration too: clamped, never an overflow panic.
+async fn huge_durations_are_clamped(b: Backend) {
+    let forever = EntryOptions::new(Duration::MAX);
+    let got: Result<u32, String> = b
+        .cache
+        .get_or_load("forever:1", &forever, || async { Ok(1) })
+        .await;
+    assert_eq!(got, Ok(1));
+    let kept = minute().stale(Duration::MAX).fail_safe(Duration::MAX);
+    let got: Result<u32, String> = b
+        .cache
+        .get_or_load("forever:2", &kept, || async { Ok(2) })
+        .await;
+    assert_eq!(got, Ok(2));
+    assert_eq!(
+        b.cache.get::<u32>("forever:2").await.unwrap(),
+        Some(2),
+        "stored"
+    );
+    assert_eq!(b.cache.stats().errors, 0);
+}
+
 on_both_backends!(
+    huge_durations_are_clamped,
     hit_after_miss_with_a_runtime_key,
     two_hundred_cold_callers_load_once,
     errors_pass_through_unstored,
@@ -287,4 +310,35 @@ async fn a_broken_backend_still_answers_from_the_loader() {
     let got: Result<u64, String> = cache.get_or_load("k", &minute(), || async { Ok(5) }).await;
     assert_eq!(got, Ok(5));
     assert!(cache.stats().errors >= 1);
+}
+
+/// Bytes that merely start like a fill lease are unreadable, not another
+/// caller's lease: the first call replaces them, without waiting out a
+/// `lock` wait, and later calls hit.
+#[tokio::test]
+async fn foreign_bytes_that_look_like_a_lease_heal() {
+    let Some(server) = cachemacro_tests::RedisServer::start() else {
+        return;
+    };
+    let cache = server.cache().await;
+    server
+        .plant("page:1", &[0xCA, 0x1E, 1, 2, 3], 3_600_000)
+        .await;
+    let loads = Arc::new(AtomicU64::new(0));
+    let options = minute().lock(true);
+    for _ in 0..3 {
+        let l = loads.clone();
+        let got: Result<u64, String> = cache
+            .get_or_load("page:1", &options, move || async move {
+                Ok(l.fetch_add(1, SeqCst))
+            })
+            .await;
+        assert_eq!(got, Ok(0));
+    }
+    assert_eq!(loads.load(SeqCst), 1, "replaced once, then hits");
+    assert_eq!(
+        cache.stats().lock_waits,
+        0,
+        "nobody waited on bytes that are not a lease"
+    );
 }

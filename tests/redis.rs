@@ -246,8 +246,8 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
         .unwrap();
     assert_eq!(user_collections(&cache, 42).await, favourites(42));
     // A huge claimed length after a valid header.
-    // The 65-byte header of an entry without tags, then a huge claimed length.
-    let mut huge = good[..65].to_vec();
+    // The 73-byte header of an entry without tags, then a huge claimed length.
+    let mut huge = good[..73].to_vec();
     huge.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
     let _: () = redis::cmd("SET")
         .arg(&key)
@@ -264,8 +264,8 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
         .unwrap();
     // Same magic, format, codec, type and payload; its own load time and id.
     assert_eq!(
-        (&now[..12], &now[65..]),
-        (&good[..12], &good[65..]),
+        (&now[..12], &now[73..]),
+        (&good[..12], &good[73..]),
         "overwritten with a good entry"
     );
     assert_eq!(user_collections(&cache, 42).await, favourites(42));
@@ -388,8 +388,8 @@ async fn truncated_entries_and_bad_tag_versions_are_misses() {
     let cache = server.cache().await;
     let mut raw = server.raw().await;
     let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x04, 0x01];
-    // Fingerprint, load time, grace, id, refresh lock, fill time.
-    truncated.extend_from_slice(&[0; 60]);
+    // Fingerprint, load time, grace, id, refresh lock, fill time, expiry.
+    truncated.extend_from_slice(&[0; 68]);
     truncated.push(1); // one tag, then nothing
     let _: () = redis::cmd("SET")
         .arg(server.stored_key("tagged:2"))

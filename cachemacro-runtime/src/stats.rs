@@ -9,10 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 macro_rules! counters {
     ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// One set of counters (a cache's totals, or one family's).
         #[derive(Default, Debug)]
         pub(crate) struct Counters { $( pub(crate) $name: AtomicU64, )* }
 
@@ -134,16 +135,48 @@ impl Stats {
 }
 
 /// All counters of one cache.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub(crate) struct StatsRegistry {
+    /// Tells this registry's counters apart in a [`FamilySlot`].
+    id: u64,
     total: Counters,
     families: RwLock<HashMap<Box<str>, Arc<Counters>>>,
+}
+
+impl Default for StatsRegistry {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        StatsRegistry {
+            id: NEXT.fetch_add(1, Relaxed),
+            total: Counters::default(),
+            families: RwLock::default(),
+        }
+    }
+}
+
+/// A family's counters, remembered beside the options that name the family
+/// (a `#[cached]` site's are `static`), so a call finds them without a
+/// lookup: the one of the last registry that used these options.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FamilySlot(OnceLock<(u64, Arc<Counters>)>);
+
+impl FamilySlot {
+    /// An empty slot, for `const` options.
+    pub(crate) const fn new() -> Self {
+        FamilySlot(OnceLock::new())
+    }
 }
 
 /// Where one event is counted: the totals and, for generated code, a family.
 pub(crate) struct Recorder<'a> {
     total: &'a Counters,
-    family: Option<Arc<Counters>>,
+    family: Family<'a>,
+}
+
+enum Family<'a> {
+    None,
+    Remembered(&'a Counters),
+    Looked(Arc<Counters>),
 }
 
 impl Recorder<'_> {
@@ -159,13 +192,40 @@ impl Recorder<'_> {
 
     pub(crate) fn add(&self, field: fn(&Counters) -> &AtomicU64, n: u64) {
         field(self.total).fetch_add(n, Relaxed);
-        if let Some(f) = &self.family {
-            field(f).fetch_add(n, Relaxed);
+        match &self.family {
+            Family::None => {}
+            Family::Remembered(f) => {
+                field(f).fetch_add(n, Relaxed);
+            }
+            Family::Looked(f) => {
+                field(f).fetch_add(n, Relaxed);
+            }
         }
     }
 }
 
 impl StatsRegistry {
+    /// As [`StatsRegistry::recorder`], remembering the family's counters in
+    /// `slot` for the next call with the same options.
+    pub(crate) fn recorder_in<'a>(&'a self, family: &str, slot: &'a FamilySlot) -> Recorder<'a> {
+        if family.is_empty() {
+            return self.recorder("");
+        }
+        if let Some((id, counters)) = slot.0.get() {
+            if *id == self.id {
+                return Recorder {
+                    total: &self.total,
+                    family: Family::Remembered(counters),
+                };
+            }
+        }
+        let recorder = self.recorder(family);
+        if let Family::Looked(counters) = &recorder.family {
+            let _ = slot.0.set((self.id, counters.clone()));
+        }
+        recorder
+    }
+
     /// Where to count events of `family` (`""`: the totals only).
     pub(crate) fn recorder(&self, family: &str) -> Recorder<'_> {
         let family = (!family.is_empty()).then(|| {
@@ -182,7 +242,7 @@ impl StatsRegistry {
         });
         Recorder {
             total: &self.total,
-            family,
+            family: family.map_or(Family::None, Family::Looked),
         }
     }
 

@@ -136,14 +136,18 @@ fn call(callee: TokenStream, args: TokenStream, location: Span) -> TokenStream {
     quote!(#callee #group)
 }
 
-/// The `Cache` for `cache = <expr>`, or the process default.
+/// `let __cachemacro_cache: &Cache = …;` for `cache = <expr>`, or the
+/// process default: a borrow, so a call clones no handle.
 ///
-/// `Cache::clone(&(<expr>))`: deref coercion turns a `Cache`, `&Cache`,
-/// `Arc<Cache>`, `LazyLock<Cache>` static, … into `&Cache`, and anything
-/// else is one "expected `&Cache`" error spanning the user's expression.
+/// `&(<expr>)` with the type written: deref coercion turns a `Cache`,
+/// `&Cache`, `Arc<Cache>`, `LazyLock<Cache>` static, … into `&Cache`, and
+/// anything else is one "expected `&Cache`" error spanning the user's
+/// expression.
 fn cache_handle(cache: Option<&Expr>) -> TokenStream {
     let Some(expr) = cache else {
-        return quote!(__cachemacro_private::default_cache());
+        return quote! {
+            let __cachemacro_cache: &__cachemacro_private::Cache = __cachemacro_private::default_cache();
+        };
     };
     let tokens = expr.to_token_stream();
     let first = expr.span();
@@ -154,18 +158,9 @@ fn cache_handle(cache: Option<&Expr>) -> TokenStream {
         .map_or(first, |tt| tt.span());
     let mut parenthesized = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, tokens);
     parenthesized.set_span(last);
-    // First token at the expression's start, the rest at its end: the
-    // callee, the argument and the call all span the whole expression.
-    let open = respan(quote!(<), first);
-    let rest = respan(
-        quote!(__CachemacroCache as ::core::clone::Clone > ::clone),
-        last,
-    );
-    call(
-        quote!(#open #rest),
-        quote_spanned!(first=> &#parenthesized),
-        last,
-    )
+    let ty = respan(quote!(&__CachemacroCache), first);
+    let borrow = quote_spanned!(first=> &#parenthesized);
+    quote!(let __cachemacro_cache: #ty = #borrow;)
 }
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -446,7 +441,7 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
         __cachemacro_private::inventory::submit! {
             __cachemacro_private::Registration::Cached(&__CACHEMACRO_SITE)
         }
-        let __cachemacro_cache = #cache;
+        #cache
         let __cachemacro_key = __cachemacro_private::request(#key.key(), ::std::vec![#(#tags.key()),*]);
         #invoke #await_
     };
@@ -489,7 +484,7 @@ pub fn invalidates(f: &InvalidatingFn<'_>) -> TokenStream {
         __cachemacro_private::inventory::submit! {
             __cachemacro_private::Registration::Invalidates(&__CACHEMACRO_SITE)
         }
-        let __cachemacro_cache = #cache;
+        #cache
         let __cachemacro_plan: ::std::vec::Vec<__cachemacro_private::Planned> = ::std::vec![#(#plan,)* #(#tag_plan),*];
         #call(__cachemacro_cache, &__CACHEMACRO_SITE, __cachemacro_plan, async move #block).await
     };

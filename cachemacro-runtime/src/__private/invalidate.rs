@@ -11,22 +11,22 @@ pub type Planned = (&'static str, (Pattern, Option<Error>));
 
 /// `#[invalidates]` on a function not returning `Result`: always invalidates.
 pub async fn invalidating<T, F: Future<Output = T>>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static InvalidationSite,
     plan: Vec<Planned>,
     body: F,
 ) -> T {
-    around(&cache, site, &plan, body, |_| true).await
+    around(cache, site, &plan, body, |_| true).await
 }
 
 /// `#[invalidates]` on a function returning `Result`: invalidates on `Ok`.
 pub async fn invalidating_result<T, E, F: Future<Output = Result<T, E>>>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static InvalidationSite,
     plan: Vec<Planned>,
     body: F,
 ) -> Result<T, E> {
-    around(&cache, site, &plan, body, Result::is_ok).await
+    around(cache, site, &plan, body, Result::is_ok).await
 }
 
 /// Runs the body between the invalidations: before it with `before = true`,

@@ -48,9 +48,9 @@ pub struct InvalidationSite {
     pub before: bool,
 }
 
-/// The default cache, as an owned handle (one `Arc` clone).
-pub fn default_cache() -> Cache {
-    crate::default_cache().clone()
+/// The default cache, borrowed.
+pub fn default_cache() -> &'static Cache {
+    crate::default_cache()
 }
 
 /// Builds `Duration`s in consts without naming `std` in generated code.
@@ -98,7 +98,7 @@ where
 /// Runs a `#[cached]` call through the engine, or without the cache when
 /// its key could not be built.
 async fn through<C, O, P, L>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     load: L,
@@ -112,7 +112,7 @@ where
     match request {
         Ok(request) => {
             crate::engine::run::<C, O, P, L>(
-                &cache,
+                cache,
                 &request.key,
                 &request.tags,
                 &site.options,
@@ -126,7 +126,7 @@ where
             cache.recorder(site.template).add(|c| &c.errors, 1);
             cache.log_failure("key building", site.template, "", &e);
             crate::engine::without_cache::<C, O, P, L>(
-                &cache,
+                cache,
                 &site.options,
                 site.function,
                 load,
@@ -179,7 +179,7 @@ impl<T> ViaBytes<T> for Probe<T> {
 
 /// `#[cached]` on a function returning a plain `T`: every value is stored.
 pub async fn cached<C, T, L, K>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     load: L,
@@ -199,7 +199,7 @@ where
 /// `#[cached]` on a function returning `Result<T, E>`: only `Ok` is stored;
 /// with `hard_timeout`, `on_timeout` makes the `Err` for a load given up.
 pub async fn cached_result<C, T, E, L, K>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     load: L,
@@ -231,7 +231,7 @@ pub fn on_timeout<E: From<LoadTimeout>>() -> Option<fn(LoadTimeout) -> E> {
 /// `#[cached]` on a function returning `Option<T>`: `Some` is stored for
 /// the TTL; `None` only when `none_ttl` is set, for that long.
 pub async fn cached_option<C, T, L, K>(
-    cache: Cache,
+    cache: &Cache,
     site: &'static Site,
     request: Result<Request, Error>,
     load: L,

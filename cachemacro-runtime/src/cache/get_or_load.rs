@@ -83,21 +83,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let policy = ResultOf::<fn(&T) -> bool, T, E> {
-            keep: always::<T>,
-            on_timeout: None,
-            typed: Some(Typed::new()),
-        };
-        engine::run::<Bincode, _, _, _>(
-            self,
-            key,
-            &options.tags,
-            options,
-            FUNCTION,
-            Spawnable(load),
-            policy,
-        )
-        .await
+        self.results(key, options, None, Spawnable(load)).await
     }
 
     /// As [`Cache::get_or_load`], and a load given up at the options'
@@ -132,21 +118,8 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let policy = ResultOf::<fn(&T) -> bool, T, E> {
-            keep: always::<T>,
-            on_timeout: Some(on_timeout),
-            typed: Some(Typed::new()),
-        };
-        engine::run::<Bincode, _, _, _>(
-            self,
-            key,
-            &options.tags,
-            options,
-            FUNCTION,
-            Spawnable(load),
-            policy,
-        )
-        .await
+        self.results(key, options, Some(on_timeout), Spawnable(load))
+            .await
     }
 
     /// As [`Cache::get_or_load`] for a loader returning `Option<T>`: `Some`
@@ -193,20 +166,27 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.results(key, options, None, Deferred(load)).await
+    }
+
+    /// The engine for a loader returning `Result`: `Ok` stored, typed in memory.
+    async fn results<T, E, L>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        on_timeout: Option<fn(LoadTimeout) -> E>,
+        load: L,
+    ) -> Result<T, E>
+    where
+        T: Cacheable + Clone + Send + Sync,
+        L: Loader<Result<T, E>, engine::Background<Bincode, ResultOf<fn(&T) -> bool, T, E>>>,
+    {
         let policy = ResultOf::<fn(&T) -> bool, T, E> {
             keep: always::<T>,
-            on_timeout: None,
+            on_timeout,
             typed: Some(Typed::new()),
         };
-        engine::run::<Bincode, _, _, _>(
-            self,
-            key,
-            &options.tags,
-            options,
-            FUNCTION,
-            Deferred(load),
-            policy,
-        )
-        .await
+        engine::run::<Bincode, _, _, _>(self, key, &options.tags, options, FUNCTION, load, policy)
+            .await
     }
 }

@@ -146,6 +146,14 @@ impl Cache {
         self.0.stats.recorder(family)
     }
 
+    /// The recorder of a call with `options`, its family's counters
+    /// remembered in them.
+    pub(crate) fn recorder_for<'a>(&'a self, options: &'a crate::EntryOptions) -> Recorder<'a> {
+        self.0
+            .stats
+            .recorder_in(options.family_name(), &options.counters)
+    }
+
     pub(crate) fn full_key(&self, key: &str) -> String {
         self.0.namespace.key(key)
     }

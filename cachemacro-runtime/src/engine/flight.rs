@@ -10,12 +10,14 @@
 //! * **Freshness across instances.** A waiter takes the leader's value as
 //!   its own only if the flight *began after the waiter arrived*: the
 //!   leader's load then started after the waiter's call did, so it reflects
-//!   every write that completed before that call began, on any instance. A
-//!   waiter that arrived after the flight began (its load may predate a
-//!   write another instance finished since) reads again once the flight
-//!   ends: usually a hit on what the leader stored; on a miss it joins the
-//!   next flight, which begins after it arrived. No invalidation, on this
-//!   instance or another, can slip between a waiter and the value it gets.
+//!   every write that completed before that call began, on any instance.
+//!   An old value the leader serves (`stale`, a soft timeout, fail-safe)
+//!   was read before it joined, so it is shared only with waiters that
+//!   arrived before that read began. A waiter that arrived later reads
+//!   again once the flight ends: usually a hit on what the leader stored;
+//!   on a miss it joins the next flight, which begins after it arrived. No
+//!   invalidation, on this instance or another, can slip between a waiter
+//!   and the value it gets.
 //! * What a leader shares: the entry it read or stored, a value it could
 //!   not store (another process holds the key's lease, the backend failed),
 //!   or an old value it served (`stale`, a soft timeout, fail-safe). When it
@@ -56,9 +58,14 @@ pub(crate) enum Outcome {
 
 type Slot = watch::Receiver<Option<Outcome>>;
 
-/// A flight in progress: when it began, and where its outcome appears.
+/// A flight in progress: when it began, when its leader's read began, and
+/// where its outcome appears.
 struct Flight {
+    /// When the leader joined: its load (and any read it makes after) is later.
     began: Instant,
+    /// No later than the start of the read the leader's first answer rests
+    /// on (an old value it may serve as stale).
+    read_at: Instant,
     slot: Slot,
 }
 
@@ -79,11 +86,14 @@ impl Default for Flights {
 
 pub(crate) enum Join<'a> {
     Leader(Leader<'a>),
-    /// `began_after`: the flight began after this caller arrived, so its
-    /// value may be taken as this caller's own.
+    /// `began_after`: the flight began after this caller arrived, so a value
+    /// its leader loaded or read since may be taken as this caller's own;
+    /// `read_after`: so did the leader's first read, so an old value it
+    /// serves may be too.
     Follower {
         slot: Slot,
         began_after: bool,
+        read_after: bool,
     },
 }
 
@@ -106,8 +116,9 @@ impl Flights {
     }
 
     /// Becomes the leader of `key`'s flight, or a follower of the one in
-    /// progress. `arrived` is when the caller's call began (before its read).
-    pub(crate) fn join(&self, key: &str, arrived: Instant) -> Join<'_> {
+    /// progress. `arrived`: no later than the start of the caller's call;
+    /// `read_at`: no later than the start of the read it would lead with.
+    pub(crate) fn join(&self, key: &str, arrived: Instant, read_at: Instant) -> Join<'_> {
         let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = map.get(key) {
             // A flight that has published is over (its leader is about to
@@ -116,12 +127,14 @@ impl Flights {
                 return Join::Follower {
                     slot: flight.slot.clone(),
                     began_after: flight.began > arrived,
+                    read_after: flight.read_at > arrived,
                 };
             }
         }
         let (tx, slot) = watch::channel(None);
         let flight = Flight {
             began: Instant::now(),
+            read_at,
             slot: slot.clone(),
         };
         map.insert(key.to_owned(), flight);

@@ -132,6 +132,7 @@ impl<C: Codec, P> Background<C, P> {
             key: &self.key,
             tags: &self.tags,
             function: self.function,
+            again: false,
         };
         let started = Instant::now();
         let out = match self.options.hard_timeout {
@@ -291,7 +292,7 @@ where
 {
     call.rec.add(|c| &c.stale_served, 1);
     let served = policy.unstore(value);
-    if fill.guard.armed {
+    if fill.refreshing {
         count_load(call.rec);
         let then = Background::<C, P>::new(call, fill, policy, Some(old));
         drop(load.spawn(then));
@@ -479,9 +480,11 @@ impl<O, P: Policy<O>> Waited<'_, O, P> {
             },
             // The body panicked in its task: panic here, as it would have inline.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only a runtime shutting down cancels the task, and this caller's
-            // task is going down with it.
-            Err(_) => std::future::pending().await,
+            // Cancelled (its runtime is shutting down): answer as if given up.
+            Err(_) => match waited.backstop {
+                Backstop::Old(value, _) => waited.policy.unstore(value),
+                Backstop::Error(hard) => hard.error(&waited.policy, call.function),
+            },
         }
     }
 

@@ -27,6 +27,8 @@ pub(super) struct Call<'a> {
     pub(super) tags: &'a [String],
     /// Named in a [`LoadTimeout`](crate::LoadTimeout).
     pub(super) function: &'static str,
+    /// A second read of the same call: what it finds was counted already.
+    pub(super) again: bool,
 }
 
 /// What a read found, decoded.
@@ -65,15 +67,24 @@ fn early_factor(beta: f64) -> f64 {
 /// Reads the key and its tags' versions (one round trip) and judges them,
 /// with XFetch's β (drawn only for an entry close enough to its expiry for
 /// the draw to matter).
+///
+/// Also when this caller "arrived" for single-flight: before a read over
+/// the network (so callers that time out at slightly different moments in
+/// an outage still share one load), after one answered at once (no clock
+/// read on a memory hit; the order is the same).
 pub(super) async fn read<C: Codec, T: Cacheable>(
     call: &Call<'_>,
     beta: f64,
     typed: Option<Typed<T>>,
+    arrived: &mut Option<std::time::Instant>,
 ) -> Read<T> {
     let store = call.cache.store();
     let read = match store.read_now(call.key, call.tags) {
         Some(read) => Ok(read),
-        None => store.read(call.key, call.tags).await,
+        None => {
+            arrived.get_or_insert_with(std::time::Instant::now);
+            store.read(call.key, call.tags, beta).await
+        }
     };
     let (found, versions) = match read {
         Ok(read) => read,
@@ -106,7 +117,9 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
             };
         }
         State::Unreadable => {
-            call.rec.add(|c| &c.decode_errors, 1);
+            if !call.again {
+                call.rec.add(|c| &c.decode_errors, 1);
+            }
             return Read::Miss {
                 expect: Expect::Anything,
                 busy: false,
@@ -140,7 +153,9 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
     let value = match decoded {
         Decoded::Value(value) => value,
         Decoded::Mismatch(why) => {
-            call.rec.add(|c| &c.decode_errors, 1);
+            if !call.again {
+                call.rec.add(|c| &c.decode_errors, 1);
+            }
             tracing::debug!(key = call.key, reason = ?why, "cached bytes do not decode as {}; treating as a miss", std::any::type_name::<T>());
             return Read::Miss {
                 expect: Expect::Entry(stored.header.id),
@@ -241,6 +256,9 @@ pub(super) struct Fill {
     pub(super) guard: Guard,
     pub(super) holds: Holds,
     pub(super) tags: Vec<(String, TagVersion)>,
+    /// This caller holds the entry's refresh lock: it refreshes, and only
+    /// it may re-store an old value for the fail-safe throttle.
+    pub(super) refreshing: bool,
 }
 
 impl Fill {
@@ -270,16 +288,21 @@ pub(super) async fn refresh_fill(call: &Call<'_>, stored: &Stored) -> Fill {
     let token = Token::new();
     let id = stored.header.id;
     let lease_ttl = call.cache.settings().lease_ttl;
-    let taken = match call
+    // Armed before the request: if it is cancelled, or times out here but
+    // lands on the server, the guard frees the lock (a compare, harmless
+    // if it was never taken).
+    let mut guard = Guard::new(call, token, true);
+    let refreshing = match call
         .cache
         .store()
         .lock(call.key, id, token, lease_ttl)
         .await
     {
-        Ok(taken) => taken,
-        // Not ours to count on: the backend is failing, so serve what was
-        // read rather than start a refresh that could not store. (Had the
-        // lock landed anyway, it expires after the lease time.)
+        Ok(taken) => {
+            guard.armed = taken;
+            taken
+        }
+        // Not ours to count on: serve what was read rather than refresh.
         Err(e) => {
             call.rec.add(|c| &c.errors, 1);
             call.cache
@@ -287,11 +310,11 @@ pub(super) async fn refresh_fill(call: &Call<'_>, stored: &Stored) -> Fill {
             false
         }
     };
-    let guard = Guard::new(call, token, taken);
     Fill {
         guard,
         holds: Holds::Entry(id),
         tags: stored.header.tags.clone(),
+        refreshing,
     }
 }
 
@@ -304,7 +327,10 @@ pub(super) async fn lease(
     let token = Token::new();
     let guard = Guard::new(call, token, true);
     let options = call.options;
-    let tag_ttl = options.ttl.max(options.none_ttl.unwrap_or_default()) + options.grace();
+    let tag_ttl = options
+        .ttl
+        .max(options.none_ttl.unwrap_or_default())
+        .saturating_add(options.grace());
     let lease_ttl = call.cache.settings().lease_ttl;
     let (outcome, versions) = call
         .cache
@@ -319,7 +345,13 @@ pub(super) async fn lease(
         Holds::Nothing
     };
     let tags = call.tags.iter().cloned().zip(versions).collect();
-    Ok((outcome, Fill { guard, holds, tags }))
+    let fill = Fill {
+        guard,
+        holds,
+        tags,
+        refreshing: false,
+    };
+    Ok((outcome, fill))
 }
 
 /// An entry kept past its freshness: what fail-safe and `stale` serve.
@@ -334,7 +366,11 @@ impl Old {
     pub(super) fn new(stored: &Stored, since: Duration) -> Old {
         Old {
             bytes: stored.bytes.clone(),
-            gone_at: Instant::now() + stored.header.meta.grace.saturating_sub(since),
+            gone_at: {
+                let now = Instant::now();
+                let left = stored.header.meta.grace.saturating_sub(since);
+                now.checked_add(left).unwrap_or(now)
+            },
         }
     }
 }

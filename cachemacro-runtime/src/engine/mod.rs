@@ -4,9 +4,11 @@
 //!
 //! ## Behavior
 //!
-//! * **A hit is a read**: one round trip of plain reads (the entry, its
-//!   remaining TTL, the versions of the tags it must carry), judged by the
-//!   protocol's rules on the client. It writes nothing and takes no lock.
+//! * **A hit is a read**: one round trip of plain reads (the entry and the
+//!   versions of the tags it must carry; its exact remaining TTL only near
+//!   a freshness decision), judged by the protocol's rules on the client.
+//!   It writes nothing, takes no lock and waits on no other caller; in
+//!   memory it clones a kept value instead of decoding bytes.
 //! * **Race-free fills.** A miss takes a *fill lease* in the key itself,
 //!   over exactly what its read saw (if another caller stored meanwhile, it
 //!   reads again instead). The loaded value is stored only while the key
@@ -26,7 +28,7 @@
 //!   caller that takes the refresh lock refreshes it.
 //! * **Kept entries** (`stale`, `fail_safe`) stay in their key for the grace
 //!   past their freshness: physical TTL = TTL + grace, and the grace is in
-//!   the entry, so freshness is the key's remaining TTL less it (the
+//!   the entry, so freshness is the key's remaining TTL less it (on the
 //!   server's clock). An invalidation deletes a kept entry like any other.
 //! * A read failure (backend error, timeout) runs the body and does not try
 //!   to store its value: Redis is likely unreachable, and a second timeout
@@ -56,6 +58,24 @@ use load::{Publish, load_and_store, refresh_early, serve_kept, uncached};
 use lookup::{Call, Fill, Old, Read, fail_safe_allows, lease, read, refresh_fill, serves_kept_now};
 use write::unstored;
 
+/// When a caller arrived, for single-flight.
+#[derive(Clone, Copy)]
+struct Arrival {
+    at: std::time::Instant,
+    /// Taken before the caller's first read (a read over the network), as
+    /// opposed to just after one that answered at once.
+    before_read: bool,
+}
+
+impl Arrival {
+    fn before_read() -> Arrival {
+        Arrival {
+            at: std::time::Instant::now(),
+            before_read: true,
+        }
+    }
+}
+
 /// How often a waiting follower reads again before it loads itself.
 const ROUNDS: usize = 3;
 
@@ -77,7 +97,7 @@ where
     P: Policy<O> + Clone,
     L: Loader<O, Background<C, P>>,
 {
-    let rec = cache.recorder(options.family_name());
+    let rec = cache.recorder_for(options);
     let full = cache.full_key_cow(key);
     let tags: Vec<String> = tags.iter().map(|t| cache.tag_key(t)).collect();
     let call = Call {
@@ -87,10 +107,11 @@ where
         key: &full,
         tags: &tags,
         function,
+        again: false,
     };
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
-        let arrived = std::time::Instant::now();
+        let arrived = Arrival::before_read();
         return Box::pin(miss::<C, O, P, L>(
             &call,
             Read::Failed,
@@ -102,11 +123,19 @@ where
         .await;
     }
     let beta = options.beta.unwrap_or(cache.settings().beta);
-    let first = read::<C, P::Stored>(&call, beta, policy.typed()).await;
-    // A flight that began after this began after this call's read ended,
-    // so after the call began: its value is fresh for this caller. (Taken
-    // after the read, so a hit reads no clock; later is only stricter.)
-    let arrived = std::time::Instant::now();
+    let mut before = None;
+    let first = read::<C, P::Stored>(&call, beta, policy.typed(), &mut before).await;
+    let arrived = match before {
+        Some(at) => Arrival {
+            at,
+            before_read: true,
+        },
+        // A read answered at once (memory): no clock was read for the hit.
+        None => Arrival {
+            at: std::time::Instant::now(),
+            before_read: false,
+        },
+    };
     match first {
         Read::Fresh { value, stored, due } => {
             rec.add(|c| &c.hits, 1);
@@ -114,7 +143,7 @@ where
                 return policy.unstore(value);
             }
             let fill = refresh_fill(&call, &stored).await;
-            if !fill.guard.armed {
+            if !fill.refreshing {
                 return policy.unstore(value);
             }
             rec.add(|c| &c.early_refreshes, 1);
@@ -131,7 +160,7 @@ where
             rec.add(|c| &c.misses, 1);
             let fill = refresh_fill(&call, &stored).await;
             let old = Old::new(&stored, since);
-            if serves_kept_now(options, since, fill.guard.armed) {
+            if serves_kept_now(options, since, fill.refreshing) {
                 return serve_kept::<C, O, P, L>(&call, load, policy, fill, value, old);
             }
             let read = Read::Kept {
@@ -172,7 +201,7 @@ async fn miss<C, O, P, L>(
     mut fill: Option<Fill>,
     load: L,
     policy: P,
-    arrived: std::time::Instant,
+    arrived: Arrival,
 ) -> O
 where
     C: Codec,
@@ -186,8 +215,22 @@ where
         return lead::<C, O, P, L>(call, first, fill, load, policy, Publish(None), recursive).await;
     }
     for round in 0..ROUNDS {
-        let slot = match cache.flights().join(call.key, arrived) {
+        // A read that answered at once (memory) came before `arrived`: the
+        // leader reads again after joining instead, so its stamp holds.
+        let read_at = if arrived.before_read || round > 0 {
+            arrived.at
+        } else {
+            std::time::Instant::now()
+        };
+        let slot = match cache.flights().join(call.key, arrived.at, read_at) {
             Join::Leader(leader) => {
+                if round == 0 && !arrived.before_read {
+                    let again = Call {
+                        again: true,
+                        ..*call
+                    };
+                    first = read_again::<C, P::Stored>(&again, policy.typed()).await;
+                }
                 let run = lead::<C, O, P, L>(
                     call,
                     first,
@@ -199,14 +242,18 @@ where
                 );
                 return flight::as_leader(call.key, run).await;
             }
-            Join::Follower { slot, began_after } => (slot, began_after),
+            Join::Follower {
+                slot,
+                began_after,
+                read_after,
+            } => (slot, began_after, read_after),
         };
         // A claim this caller took is the leader's business now.
         fill = None;
         if round == 0 {
             call.rec.add(|c| &c.coalesced, 1);
         }
-        let (slot, began_after) = slot;
+        let (slot, began_after, read_after) = slot;
         // Bounded: a leader that awaits a task making the same call (where
         // its task-local is not seen) would otherwise never finish.
         let Ok(outcome) =
@@ -214,13 +261,14 @@ where
         else {
             return uncached(call, load, &policy).await;
         };
-        if began_after {
-            let (bytes, stale) = match outcome {
-                Outcome::Entry(bytes) | Outcome::Unstored(bytes) => (bytes, false),
-                Outcome::Stale(bytes) => (bytes, true),
-                // The leader had nothing to share: run this caller's own body.
-                Outcome::Nothing => return uncached(call, load, &policy).await,
-            };
+        let shared = match outcome {
+            Outcome::Entry(bytes) | Outcome::Unstored(bytes) if began_after => Some((bytes, false)),
+            Outcome::Stale(bytes) if read_after => Some((bytes, true)),
+            // The leader had nothing to share: run this caller's own body.
+            Outcome::Nothing if began_after => return uncached(call, load, &policy).await,
+            _ => None,
+        };
+        if let Some((bytes, stale)) = shared {
             if let crate::codec::Decoded::Value(value) =
                 crate::store::protocol::decode::<C, P::Stored>(&bytes)
             {
@@ -234,7 +282,7 @@ where
         // The flight began before this caller: its value may predate a
         // write that finished before this call began. Read again.
         let beta = call.options.beta.unwrap_or(cache.settings().beta);
-        first = read::<C, P::Stored>(call, beta, policy.typed()).await;
+        first = read::<C, P::Stored>(call, beta, policy.typed(), &mut None).await;
         if let Read::Fresh { value, .. } = first {
             return policy.unstore(value);
         }
@@ -282,11 +330,11 @@ where
                     None => refresh_fill(call, &stored).await,
                 };
                 let old = Old::new(&stored, since);
-                if L::SPAWNS && serves_kept_now(options, since, fill.guard.armed) {
+                if L::SPAWNS && serves_kept_now(options, since, fill.refreshing) {
                     publish.send(Outcome::Stale(old.bytes.clone()));
                     return serve_kept::<C, O, P, L>(call, load, policy, fill, value, old);
                 }
-                let someone_else = !fill.guard.armed;
+                let someone_else = !fill.refreshing;
                 if lock && someone_else && !serves_kept_now(options, since, false) {
                     if let Some(next) =
                         wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed()).await
@@ -366,7 +414,7 @@ where
 /// Reads again after the key changed under this caller's claim.
 async fn read_again<C: Codec, T: Cacheable>(call: &Call<'_>, typed: Option<Typed<T>>) -> Read<T> {
     let beta = call.options.beta.unwrap_or(call.cache.settings().beta);
-    read::<C, T>(call, beta, typed).await
+    read::<C, T>(call, beta, typed, &mut None).await
 }
 
 /// A `lock = true` wait for another process's load.
@@ -447,6 +495,7 @@ where
         key: "",
         tags: &[],
         function,
+        again: false,
     };
     uncached(&call, load, &policy).await
 }

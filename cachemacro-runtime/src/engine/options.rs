@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use crate::stats::FamilySlot;
+
 /// How [`Cache::get_or_load`](crate::Cache::get_or_load) caches one entry:
 /// everything a `#[cached]` attribute can say, built at run time. Cheap to
 /// clone; build it once and reuse it.
@@ -22,8 +24,9 @@ use std::time::Duration;
 ///
 /// Out-of-range numbers are clamped, never a panic: a negative or
 /// non-finite `beta` turns early refresh off; `jitter` is kept within
-/// `0.0..=0.9`.
-#[derive(Debug, Clone, PartialEq)]
+/// `0.0..=0.9`; a duration longer than [`EntryOptions::LONGEST`] (100
+/// years, "forever" for a cache) is that long.
+#[derive(Debug, Clone)]
 pub struct EntryOptions {
     pub(crate) ttl: Duration,
     pub(crate) none_ttl: Option<Duration>,
@@ -36,14 +39,66 @@ pub struct EntryOptions {
     pub(crate) beta: Option<f64>,
     pub(crate) jitter: Option<f64>,
     pub(crate) family: Cow<'static, str>,
+    /// The family's counters, found once per cache (see `stats.rs`).
+    pub(crate) counters: FamilySlot,
+}
+
+impl PartialEq for EntryOptions {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.ttl,
+            self.none_ttl,
+            &self.tags,
+            self.stale,
+            self.fail_safe,
+            self.timeout,
+            self.hard_timeout,
+            self.lock,
+            self.beta,
+            self.jitter,
+            &self.family,
+        ) == (
+            other.ttl,
+            other.none_ttl,
+            &other.tags,
+            other.stale,
+            other.fail_safe,
+            other.timeout,
+            other.hard_timeout,
+            other.lock,
+            other.beta,
+            other.jitter,
+            &other.family,
+        )
+    }
+}
+
+/// A duration no longer than [`EntryOptions::LONGEST`].
+const fn capped(d: Duration) -> Duration {
+    if d.as_secs() > EntryOptions::LONGEST.as_secs() {
+        EntryOptions::LONGEST
+    } else {
+        d
+    }
+}
+
+const fn capped_opt(d: Option<Duration>) -> Option<Duration> {
+    match d {
+        Some(d) => Some(capped(d)),
+        None => None,
+    }
 }
 
 impl EntryOptions {
+    /// The longest any duration of these options is taken to be (100
+    /// years): sums of TTLs, grace and leases then never overflow a clock.
+    pub const LONGEST: Duration = Duration::from_secs(100 * 365 * 86_400);
+
     /// Entries live `ttl` (fresh), with every other setting at the cache's
     /// default.
     pub fn new(ttl: Duration) -> Self {
         EntryOptions {
-            ttl,
+            ttl: capped(ttl),
             none_ttl: None,
             tags: Vec::new(),
             stale: None,
@@ -54,6 +109,7 @@ impl EntryOptions {
             beta: None,
             jitter: None,
             family: Cow::Borrowed(""),
+            counters: FamilySlot::new(),
         }
     }
 
@@ -73,17 +129,18 @@ impl EntryOptions {
         jitter: Option<f64>,
     ) -> Self {
         EntryOptions {
-            ttl,
-            none_ttl,
+            ttl: capped(ttl),
+            none_ttl: capped_opt(none_ttl),
             tags: Vec::new(),
-            stale,
-            fail_safe,
-            timeout,
-            hard_timeout,
+            stale: capped_opt(stale),
+            fail_safe: capped_opt(fail_safe),
+            timeout: capped_opt(timeout),
+            hard_timeout: capped_opt(hard_timeout),
             lock,
             beta,
             jitter,
             family: Cow::Borrowed(template),
+            counters: FamilySlot::new(),
         }
     }
 
@@ -97,35 +154,35 @@ impl EntryOptions {
     /// Stores a `None` (of an `Option`, or an `Ok(None)`) for this long; without
     /// it a `None` is not stored.
     pub fn none_ttl(mut self, ttl: Duration) -> Self {
-        self.none_ttl = Some(ttl);
+        self.none_ttl = Some(capped(ttl));
         self
     }
 
     /// Serves an entry up to this long past its freshness while one
     /// background refresh runs.
     pub fn stale(mut self, window: Duration) -> Self {
-        self.stale = Some(window);
+        self.stale = Some(capped(window));
         self
     }
 
     /// Serves an entry up to this long past its freshness when the load
     /// fails or passes its hard timeout.
     pub fn fail_safe(mut self, window: Duration) -> Self {
-        self.fail_safe = Some(window);
+        self.fail_safe = Some(capped(window));
         self
     }
 
     /// With an old value to serve, how long a caller waits for a load before
     /// it gets the old value (the load goes on in the background).
     pub fn timeout(mut self, after: Duration) -> Self {
-        self.timeout = Some(after);
+        self.timeout = Some(capped(after));
         self
     }
 
     /// How long a load may take at all; see
     /// [`Cache::get_or_load_timed`](crate::Cache::get_or_load_timed).
     pub fn hard_timeout(mut self, after: Duration) -> Self {
-        self.hard_timeout = Some(after);
+        self.hard_timeout = Some(capped(after));
         self
     }
 
@@ -164,6 +221,7 @@ impl EntryOptions {
     /// totals count.
     pub fn family(mut self, family: impl Into<Cow<'static, str>>) -> Self {
         self.family = family.into();
+        self.counters = FamilySlot::new();
         self
     }
 

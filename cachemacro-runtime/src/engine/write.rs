@@ -61,7 +61,7 @@ pub(super) fn plan<C: Codec, O, P: Policy<O>>(
     let grace = call.options.grace();
     match protocol::encode::<C, _>(value, &fill.tags, Meta { load: took, grace }) {
         Ok(bytes) => Plan::Store {
-            ttl: jittered(ttl, jitter(call.cache, call.options)) + grace,
+            ttl: jittered(ttl, jitter(call.cache, call.options)).saturating_add(grace),
             fill,
             bytes: Arc::new(bytes),
             value: policy.typed().map(|typed| typed.share(value)),
@@ -94,7 +94,7 @@ pub(super) fn failed(cache: &Cache, fill: Fill, fallback: Option<&Old>) -> Plan 
 /// not put the old value over the refresh the lock holder is storing.
 fn throttle(cache: &Cache, fill: Fill, old: &Old) -> Plan {
     let left = old.gone_at.saturating_duration_since(Instant::now());
-    if !fill.guard.armed || left < Duration::from_millis(1) {
+    if !fill.refreshing || left < Duration::from_millis(1) {
         return Plan::GiveBack(fill, Outcome::Nothing);
     }
     let fresh = cache.settings().fail_safe_throttle.min(left);

@@ -51,7 +51,7 @@ impl Slot {
         Slot {
             item,
             ttl,
-            expires_at: ttl.map(|t| Instant::now() + t),
+            expires_at: ttl.map(|t| later(Instant::now(), t)),
         }
     }
 
@@ -102,12 +102,33 @@ impl Slot {
         }
     }
 
+    /// What a read sees at `now`, the entry moved out (a hit's one `Arc`).
+    fn into_seen(self, now: Instant) -> Found {
+        let pttl = self.expires_at.map(|at| {
+            u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)
+        });
+        match self.item {
+            Item::Lease(_) => Seen::Lease,
+            Item::Bytes(_) => Seen::Unreadable,
+            Item::Entry { stored, .. } => Seen::Entry {
+                left_ms: protocol::left_ms(pttl, stored.header.meta.grace),
+                entry: stored,
+            },
+        }
+    }
+
     fn lease(&self) -> Option<&Token> {
         match &self.item {
             Item::Lease(token) => Some(token),
             _ => None,
         }
     }
+}
+
+/// `at + by`, or as far as the clock goes.
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400))
 }
 
 struct TtlExpiry;
@@ -165,9 +186,7 @@ impl MemoryStore {
     fn found(&self, key: &str) -> Found {
         let now = Instant::now();
         match self.slots.get(key) {
-            Some(slot) if slot.expires_at.is_none_or(|at| now < at) => {
-                slot.seen_at(now, Arc::clone)
-            }
+            Some(slot) if slot.expires_at.is_none_or(|at| now < at) => slot.into_seen(now),
             _ => Seen::Nothing,
         }
     }
@@ -217,7 +236,7 @@ impl MemoryStore {
 
     /// Makes a tag version live at least `ttl` from now.
     fn extend(&self, tag: &str, ttl: Duration) {
-        let until = Instant::now() + ttl;
+        let until = later(Instant::now(), ttl);
         self.compute(tag, |slot| match slot {
             Some(s) if s.expires_at.is_some_and(|at| at < until) => (
                 Change::Put(Slot {
@@ -267,6 +286,7 @@ impl Store for MemoryStore {
         &'a self,
         key: &'a str,
         tags: &'a [String],
+        _: f64,
     ) -> BoxFuture<'a, Result<Versioned, Error>> {
         let found = self.found(key);
         let versions = tags.iter().map(|t| self.version(t)).collect();
@@ -479,7 +499,7 @@ impl Store for MemoryStore {
             let Some(next) = i64::checked_add(current, delta) else {
                 return (Change::Keep, Err(Error::NotAnInteger(key.to_owned())));
             };
-            let expires_at = expires_at.or_else(|| ttl.map(|t| Instant::now() + t));
+            let expires_at = expires_at.or_else(|| ttl.map(|t| later(Instant::now(), t)));
             let slot = Slot {
                 item: Item::Bytes(next.to_string().into_bytes().into()),
                 ttl: expires_at.map(|at| at.saturating_duration_since(Instant::now())),

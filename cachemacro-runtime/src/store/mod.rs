@@ -148,11 +148,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     }
 
     /// The hit path: what `key` holds and the current version of each of
-    /// `tags`, read with (or after) it. Writes nothing.
+    /// `tags`, read with (or after) it. Writes nothing. `beta` (XFetch's β)
+    /// tells how close to expiry the remaining TTL must be exact.
     fn read<'a>(
         &'a self,
         key: &'a str,
         tags: &'a [String],
+        beta: f64,
     ) -> BoxFuture<'a, Result<Versioned, Error>>;
 
     /// What each key holds (the manual API), in one round trip.

@@ -90,7 +90,7 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
     let ttl = Duration::from_secs(60);
     let (t1, t2, t3) = (Token([1; 16]), Token([2; 16]), Token([3; 16]));
     let mut out = Vec::new();
-    let (found, versions) = store.read(key, &tags).await.unwrap();
+    let (found, versions) = store.read(key, &tags, 0.0).await.unwrap();
     out.push(Step::Read(
         seen(&found),
         versions.iter().map(|v| v.map(|_| [0; 8])).collect(),
@@ -127,7 +127,7 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
             .await
             .unwrap(),
     ));
-    let (found, versions) = store.read(key, &tags).await.unwrap();
+    let (found, versions) = store.read(key, &tags, 0.0).await.unwrap();
     let id = found.stored().map(|s| s.header.id).unwrap();
     out.push(Step::Read(
         seen(&found),
@@ -164,7 +164,7 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
     ));
     // Invalidating the tag makes the entry stale; a lease replaces it.
     out.push(Step::Count(store.delete(&tags).await.unwrap()));
-    let (found, versions) = store.read(key, &tags).await.unwrap();
+    let (found, versions) = store.read(key, &tags, 0.0).await.unwrap();
     out.push(Step::Bool(
         found.state(&tags, &versions, 0.0) == protocol::State::Stale,
     ));
@@ -177,20 +177,32 @@ async fn trace(store: &dyn Store) -> Vec<Step> {
     out.push(Step::Bool(renewed != created));
     // Giving the lease back empties the key.
     store.release(key, t1).await.unwrap();
-    let (found, _) = store.read(key, &[]).await.unwrap();
+    let (found, _) = store.read(key, &[], 0.0).await.unwrap();
     out.push(Step::Read(seen(&found), Vec::new()));
     // Unreadable bytes are replaced by a lease only with `Anything`.
     store
         .set_many(vec![(key.to_string(), b"junk".to_vec())], ttl)
         .await
         .unwrap();
-    let (found, _) = store.read(key, &[]).await.unwrap();
+    let (found, _) = store.read(key, &[], 0.0).await.unwrap();
     out.push(Step::Read(seen(&found), Vec::new()));
     let (e, _) = store
         .acquire(key, Expect::Anything, t2, ttl, &[], ttl)
         .await
         .unwrap();
     out.push(Step::Acquire(e));
+    // Bytes that only start like a lease are unreadable too, and replaced.
+    store
+        .set_many(vec![(key.to_string(), vec![0xCA, 0x1E, 1, 2, 3])], ttl)
+        .await
+        .unwrap();
+    let (found, _) = store.read(key, &[], 0.0).await.unwrap();
+    out.push(Step::Read(seen(&found), Vec::new()));
+    let (f, _) = store
+        .acquire(key, Expect::Anything, t3, ttl, &[], ttl)
+        .await
+        .unwrap();
+    out.push(Step::Acquire(f));
     // The manual operations.
     out.push(Step::Bool(
         store
@@ -239,6 +251,8 @@ async fn memory_and_redis_follow_one_protocol() {
         Step::Read("nothing", Vec::new()),
         Step::Read("unreadable", Vec::new()),
         Step::Acquire(Acquire::Leased),
+        Step::Read("unreadable", Vec::new()),
+        Step::Acquire(Acquire::Leased),
         Step::Bool(true),
         Step::Bool(false),
         Step::Int(5),
@@ -268,7 +282,7 @@ async fn a_lease_never_covers_a_value_stored_since_the_read() {
         .unwrap();
     assert_eq!(taken, Acquire::Leased);
     // The late caller's read: another caller's lease.
-    let (found, _) = store.read("k", &[]).await.unwrap();
+    let (found, _) = store.read("k", &[], 0.0).await.unwrap();
     assert!(matches!(found, Seen::Lease));
     // The holder stores its value.
     let bytes = Arc::new(protocol::encode::<Bincode, _>(&1u8, &[], Meta::default()).unwrap());
@@ -284,7 +298,7 @@ async fn a_lease_never_covers_a_value_stored_since_the_read() {
         .await
         .unwrap();
     assert_eq!(late_take, Acquire::Changed);
-    let (found, _) = store.read("k", &[]).await.unwrap();
+    let (found, _) = store.read("k", &[], 0.0).await.unwrap();
     assert!(
         matches!(found, Seen::Entry { .. }),
         "the stored value is still there"

@@ -8,7 +8,7 @@
 //!
 //! * **Envelope** (format 4): `[CA CE][format][codec][fingerprint u64]`
 //!   `[load µs u32][grace ms u64][id 8][lock token 16][lock until ms u64]`
-//!   `[filled at ms u64][tag count u8]`, then per tag `[len u16 BE][full tag
+//!   `[filled at ms u64][expires at ms u64][tag count u8]`, then per tag `[len u16 BE][full tag
 //!   key][version 8]`, then the payload. Little-endian unless noted. Bytes of
 //!   any other format (older versions included) read as unreadable: a miss.
 //! * **Lease**: `[CA 1E]` and a 16-byte token, stored in the entry's own key
@@ -21,7 +21,10 @@
 //!   changes to a fresh random value, so a version read after (or with) the
 //!   entry that still matches proves the entry was valid during the read.
 //! * **Freshness**: physical TTL = fresh TTL + grace, so freshness left is
-//!   the key's remaining TTL less the grace (the server's clock on Redis).
+//!   the key's remaining TTL less the grace. On Redis the store script
+//!   stamps the fill time and the expiry on the server's clock into the
+//!   header; a read far from the expiry judges by the stamp, one near it
+//!   asks the server for the key's remaining TTL (`redis/mod.rs`).
 
 use std::time::Duration;
 
@@ -43,7 +46,8 @@ pub(crate) const ID_AT: usize = 24;
 pub(crate) const LOCK_TOKEN_AT: usize = 32;
 pub(crate) const LOCK_UNTIL_AT: usize = 48;
 pub(crate) const FILLED_AT: usize = 56;
-pub(crate) const TAG_COUNT_AT: usize = 64;
+pub(crate) const EXPIRES_AT: usize = 64;
+pub(crate) const TAG_COUNT_AT: usize = 72;
 /// Everything before the tags.
 pub(crate) const HEADER_LEN: usize = TAG_COUNT_AT + 1;
 
@@ -95,6 +99,9 @@ pub(crate) struct Header {
     pub(crate) id: EntryId,
     /// Each tag's full key and the version it had when the fill began.
     pub(crate) tags: Vec<(String, TagVersion)>,
+    /// When the key expires, in ms on the server's clock, as the store
+    /// stamped it; 0 when unknown (written by the manual API).
+    pub(crate) expires_at: u64,
 }
 
 /// Whether stored bytes are a lease.
@@ -134,6 +141,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<(Header, &[u8])> {
         },
         id: bytes[ID_AT..ID_AT + ID_LEN].try_into().ok()?,
         tags,
+        expires_at: le_u64(bytes, EXPIRES_AT),
     };
     Some((header, rest))
 }
@@ -420,6 +428,7 @@ mod tests {
             },
             id: [1; 8],
             tags: vec![("t".into(), [2; 8])],
+            expires_at: 0,
         };
         let seen = |left_ms| Seen::Entry { entry: (), left_ms };
         let tags = ["t".to_string()];

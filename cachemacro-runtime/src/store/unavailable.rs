@@ -27,7 +27,12 @@ impl Store for Unavailable {
         self.fail()
     }
 
-    fn read<'a>(&'a self, _: &'a str, _: &'a [String]) -> BoxFuture<'a, Result<Versioned, Error>> {
+    fn read<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a [String],
+        _: f64,
+    ) -> BoxFuture<'a, Result<Versioned, Error>> {
         self.fail()
     }
 

@@ -8,10 +8,13 @@
 //!   with Redis stopped, paused or partitioned, an operation fails within it
 //!   and the caller runs the function body instead of hanging.
 //! * Connecting is bounded by the connect timeout (default 1 s).
-//! * A hit is one pipelined round trip of plain commands: `GET` and `PTTL`
-//!   of the entry, and `GET` of each tag version the caller expects. Scripts
-//!   (`scripts.rs`) run only to take a lease or a refresh lock, to store, and
-//!   to give a claim back; each touches one key.
+//! * A hit is one round trip of plain commands: `GET` of the entry, and of
+//!   each tag version the caller expects, pipelined. The entry carries its
+//!   expiry on the server's clock; only a read within a second of a
+//!   freshness decision (its end of freshness, or its early-refresh window)
+//!   also asks for its exact `PTTL` (`clock.rs`). Scripts (`scripts.rs`)
+//!   run only to take a lease or a refresh lock, to store, and to give a
+//!   claim back; each touches one key.
 //! * Prefix deletes use `SCAN … MATCH <escaped prefix>* COUNT 100` and
 //!   `UNLINK` page by page, never `KEYS`, on a second connection: small pages
 //!   keep each command short, so Redis serves other clients in between, and
@@ -19,6 +22,7 @@
 //!   Each page is its own bounded round trip. Measured with
 //!   `benches/pattern_p99.rs`.
 
+mod clock;
 mod scripts;
 
 use std::sync::Arc;
@@ -27,10 +31,13 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::protocol::{Acquire, Claim, EntryId, Expect, TagVersion, Token};
-use super::{BoxFuture, Found, Store, Versioned};
+use super::protocol::{self, Acquire, Claim, EntryId, Expect, TagVersion, Token};
+use super::{BoxFuture, Found, Store, Stored, Versioned};
 use crate::Error;
 use crate::key::glob_escape;
+
+/// The largest `−ln u` an XFetch draw can give (see `engine/lookup.rs`).
+const MAX_DRAW: f64 = 37.0;
 
 /// Keys asked for per `SCAN` page; also the largest `UNLINK` batch.
 const SCAN_COUNT: usize = 100;
@@ -42,6 +49,7 @@ pub(crate) struct RedisStore {
     bulk: ConnectionManager,
     op_timeout: Duration,
     url: String,
+    clock: clock::ServerClock,
 }
 
 /// Removes any password from a URL before it reaches a log or an error.
@@ -91,6 +99,50 @@ impl RedisStore {
             bulk,
             op_timeout,
             url: redacted,
+            clock: clock::ServerClock::new(),
+        })
+    }
+
+    /// Runs a script that replies `{outcome, server time}`, measuring the
+    /// server's clock on the way.
+    async fn scripted(&self, call: redis::ScriptInvocation<'_>) -> Result<i64, Error> {
+        let sent = self.clock.local_ms();
+        let (outcome, now): (i64, i64) = self
+            .run(|mut c| async move { call.invoke_async(&mut c).await })
+            .await?;
+        self.clock.observe(sent, now);
+        Ok(outcome)
+    }
+
+    /// The key's remaining TTL in ms for an entry read with `header`: from
+    /// its expiry stamp when no decision is near, else asked of the server.
+    async fn remaining(
+        &self,
+        key: &str,
+        header: &protocol::Header,
+        beta: f64,
+    ) -> Result<Option<u64>, Error> {
+        if header.expires_at == 0 {
+            // Written by the manual API: no grace, no load time, no decision.
+            return Ok(None);
+        }
+        if let Some(now) = self.clock.now() {
+            let left = i64::try_from(header.expires_at)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(now);
+            let grace = i64::try_from(header.meta.grace.as_millis()).unwrap_or(i64::MAX);
+            let window = header.meta.load.as_secs_f64() * 1000.0 * beta.max(0.0) * MAX_DRAW;
+            let horizon = clock::MARGIN_MS as f64 + window;
+            if (left.saturating_sub(grace)) as f64 > horizon {
+                return Ok(Some(left.max(0).unsigned_abs()));
+            }
+        }
+        let pttl: i64 = self
+            .run(|mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await })
+            .await?;
+        Ok(match pttl {
+            -1 => None,
+            ms => Some(ms.max(0).unsigned_abs()),
         })
     }
 
@@ -214,30 +266,64 @@ impl Store for RedisStore {
         &'a self,
         key: &'a str,
         tags: &'a [String],
+        beta: f64,
     ) -> BoxFuture<'a, Result<Versioned, Error>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-            for tag in tags {
-                pipe.cmd("GET").arg(tag);
-            }
-            let mut reply: Vec<redis::Value> = self
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
-                .await?;
-            if reply.len() != 2 + tags.len() {
+            let measure = self.clock.stale();
+            let sent = self.clock.local_ms();
+            let mut reply: Vec<redis::Value> = if !measure && tags.is_empty() {
+                // The common hit: one plain GET.
+                let value = self
+                    .run(
+                        |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await },
+                    )
+                    .await?;
+                vec![value]
+            } else {
+                let mut pipe = redis::pipe();
+                pipe.cmd("GET").arg(key);
+                if measure {
+                    pipe.cmd("TIME");
+                }
+                for tag in tags {
+                    pipe.cmd("GET").arg(tag);
+                }
+                self.run(|mut c| async move { pipe.query_async(&mut c).await })
+                    .await?
+            };
+            let expected = 1 + usize::from(measure) + tags.len();
+            if reply.len() != expected {
                 return Err(Error::Backend("unexpected reply to a read".into()));
             }
             let versions = reply
-                .drain(2..)
+                .drain(1 + usize::from(measure)..)
                 .map(|v| version(redis::from_redis_value(v).ok()?))
                 .collect();
-            let pttl = redis::from_redis_value::<i64>(reply.pop().unwrap_or(redis::Value::Nil))
-                .map_err(|e| Error::Backend(Box::new(e)))?;
+            if measure {
+                let time = reply.pop().unwrap_or(redis::Value::Nil);
+                let (secs, micros): (i64, i64) =
+                    redis::from_redis_value(time).map_err(|e| Error::Backend(Box::new(e)))?;
+                self.clock.observe(sent, secs * 1000 + micros / 1000);
+            }
             let raw = redis::from_redis_value::<Option<Vec<u8>>>(
                 reply.pop().unwrap_or(redis::Value::Nil),
             )
             .map_err(|e| Error::Backend(Box::new(e)))?;
-            Ok((found(raw, pttl), versions))
+            let found = match raw {
+                None => Found::Nothing,
+                Some(bytes) if protocol::is_lease(&bytes) => Found::Lease,
+                Some(bytes) => match Stored::parse(bytes) {
+                    None => Found::Unreadable,
+                    Some(stored) => {
+                        let pttl = self.remaining(key, &stored.header, beta).await?;
+                        Found::Entry {
+                            left_ms: protocol::left_ms(pttl, stored.header.meta.grace),
+                            entry: Arc::new(stored),
+                        }
+                    }
+                },
+            };
+            Ok((found, versions))
         })
     }
 
@@ -282,19 +368,12 @@ impl Store for RedisStore {
                 Expect::Entry(id) => ("e", id),
                 Expect::Anything => ("u", [0; 8]),
             };
-            let lease = async {
-                self.run(|mut c| async move {
-                    scripts::ACQUIRE
-                        .key(key)
-                        .arg(&token.lease()[..])
-                        .arg(ttl_millis(lease_ttl))
-                        .arg(kind)
-                        .arg(&id[..])
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await
-            };
+            let mut call = scripts::ACQUIRE.key(key);
+            call.arg(&token.lease()[..])
+                .arg(ttl_millis(lease_ttl))
+                .arg(kind)
+                .arg(&id[..]);
+            let lease = self.scripted(call);
             // Sent together on the multiplexed connection: one round trip.
             let (outcome, versions) = tokio::join!(lease, self.ensure_versions(tags, tag_ttl));
             let outcome = match outcome? {
@@ -314,18 +393,9 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let taken: i64 = self
-                .run(|mut c| async move {
-                    scripts::LOCK
-                        .key(key)
-                        .arg(&id[..])
-                        .arg(&token.0[..])
-                        .arg(ttl_millis(ttl))
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            Ok(taken == 1)
+            let mut call = scripts::LOCK.key(key);
+            call.arg(&id[..]).arg(&token.0[..]).arg(ttl_millis(ttl));
+            Ok(self.scripted(call).await? == 1)
         })
     }
 
@@ -344,18 +414,9 @@ impl Store for RedisStore {
                 Claim::Entry(id) => ("e", id.to_vec()),
             };
             let ms = ttl_millis(ttl);
-            let stored: i64 = self
-                .run(|mut c| async move {
-                    scripts::STORE
-                        .key(key)
-                        .arg(kind)
-                        .arg(held)
-                        .arg(bytes.as_slice())
-                        .arg(ms)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
+            let mut call = scripts::STORE.key(key);
+            call.arg(kind).arg(held).arg(bytes.as_slice()).arg(ms);
+            let stored = self.scripted(call).await?;
             if stored != 1 {
                 return Ok(false);
             }

@@ -5,9 +5,12 @@
 use std::sync::LazyLock;
 
 use crate::store::protocol::{
-    FILLED_AT, FORMAT_VERSION, HEADER_LEN, ID_AT, ID_LEN, LEASE_MAGIC, LOCK_TOKEN_AT,
-    LOCK_UNTIL_AT, MAGIC, TOKEN_LEN,
+    EXPIRES_AT, FILLED_AT, FORMAT_VERSION, HEADER_LEN, ID_AT, ID_LEN, LEASE_LEN, LEASE_MAGIC,
+    LOCK_TOKEN_AT, LOCK_UNTIL_AT, MAGIC, TOKEN_LEN,
 };
+
+// The store script writes the fill time and the expiry as one 16-byte run.
+const _: () = assert!(EXPIRES_AT == FILLED_AT + 8);
 
 /// Bytes as a Lua string literal (`'\202\206\004'`).
 fn lua_bytes(bytes: &[u8]) -> String {
@@ -52,37 +55,39 @@ local function header(key) return redis.call('GETRANGE', key, 0, {last}) end
 
 /// [`protocol::acquire`](crate::store::protocol::acquire): KEYS[1] the
 /// entry; ARGV the lease, its ttl ms, what the read saw (`n` nothing, `e`
-/// an entry, `u` unreadable) and the entry's id. Reply: 1 leased, 2 busy,
-/// 3 changed.
+/// an entry, `u` unreadable) and the entry's id. Reply: `{outcome, now}`,
+/// outcome 1 leased, 2 busy, 3 changed; `now` the server's clock in ms.
 pub(crate) static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"{prelude}
 local h = header(KEYS[1])
+local now = now_ms()
 if h ~= '' then
-  if string.sub(h, 1, 2) == {lease} then return 2 end
+  if string.len(h) == {lease_len} and string.sub(h, 1, 2) == {lease} then return {{2, now}} end
   local same = ARGV[3] == 'u' or (ARGV[3] == 'e' and is_entry(h) and id_of(h) == ARGV[4])
-  if not same then return 3 end
+  if not same then return {{3, now}} end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1",
+return {{1, now}}",
         prelude = prelude(),
         lease = lua_bytes(&LEASE_MAGIC),
+        lease_len = LEASE_LEN,
     ))
 });
 
 /// The refresh-lock rule ([`protocol::lock_free`](crate::store::protocol::lock_free)),
 /// written into the entry's header in place: KEYS[1]; ARGV the entry id,
-/// the token, the ttl ms. Reply 1 taken, 0 not.
+/// the token, the ttl ms. Reply `{taken, now}`: 1 taken, 0 not.
 pub(crate) static LOCK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"{prelude}
 local h = header(KEYS[1])
-if not is_entry(h) or id_of(h) ~= ARGV[1] then return 0 end
 local now = now_ms()
+if not is_entry(h) or id_of(h) ~= ARGV[1] then return {{0, now}} end
 local token = string.sub(h, {token_from}, {token_to})
-if token ~= string.rep('\0', {token_len}) and le(h, {until_at}, 8) > now then return 0 end
+if token ~= string.rep('\0', {token_len}) and le(h, {until_at}, 8) > now then return {{0, now}} end
 redis.call('SETRANGE', KEYS[1], {token_at}, ARGV[2] .. le8(now + tonumber(ARGV[3])))
-return 1",
+return {{1, now}}",
         prelude = prelude(),
         token_from = LOCK_TOKEN_AT + 1,
         token_to = LOCK_TOKEN_AT + TOKEN_LEN,
@@ -94,18 +99,19 @@ return 1",
 
 /// The store rule ([`protocol::claim_holds`](crate::store::protocol::claim_holds)):
 /// KEYS[1]; ARGV the claim (`l` lease / `e` entry), the lease or entry id,
-/// the bytes, the ttl ms. Stamps the fill time (server clock). Reply 1
-/// stored, 0 refused.
+/// the bytes, the ttl ms. Stamps the fill time and the expiry (server
+/// clock) into the header. Reply `{stored, now}`: 1 stored, 0 refused.
 pub(crate) static STORE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         r"{prelude}
 local h = header(KEYS[1])
+local now = now_ms()
 local mine
 if ARGV[1] == 'l' then mine = h == ARGV[2] else mine = is_entry(h) and id_of(h) == ARGV[2] end
-if not mine then return 0 end
+if not mine then return {{0, now}} end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-redis.call('SETRANGE', KEYS[1], {filled_at}, le8(now_ms()))
-return 1",
+redis.call('SETRANGE', KEYS[1], {filled_at}, le8(now) .. le8(now + tonumber(ARGV[4])))
+return {{1, now}}",
         prelude = prelude(),
         filled_at = FILLED_AT,
     ))
