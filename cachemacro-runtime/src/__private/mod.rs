@@ -69,10 +69,12 @@ pub fn request(
     key: Result<String, Error>,
     tags: Vec<Result<String, Error>>,
 ) -> Result<Request, Error> {
-    Ok(Request {
-        key: key?,
-        tags: tags.into_iter().collect::<Result<_, _>>()?,
-    })
+    let tags = if tags.is_empty() {
+        Vec::new()
+    } else {
+        tags.into_iter().collect::<Result<_, _>>()?
+    };
+    Ok(Request { key: key?, tags })
 }
 
 /// `cache_if` / `unless` absent: store every value.

@@ -13,6 +13,11 @@ const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// A duration no longer than [`EntryOptions::LONGEST`](crate::EntryOptions::LONGEST).
+fn capped(d: Duration) -> Duration {
+    d.min(crate::EntryOptions::LONGEST)
+}
+
 /// Configures a [`Cache`]. Start from [`Cache::builder`].
 ///
 /// ```no_run
@@ -33,7 +38,9 @@ const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 ///
 /// Setters never panic: every value is checked by [`CacheBuilder::build`]
 /// (and [`CacheBuilder::connect`]), which returns [`Error::Config`] naming
-/// the setting and the range it takes.
+/// the setting and the range it takes. A duration longer than
+/// [`EntryOptions::LONGEST`](crate::EntryOptions::LONGEST) (100 years,
+/// "forever" for a cache) is taken as that long.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
@@ -76,13 +83,13 @@ impl CacheBuilder {
     /// The longest one Redis round trip may take before the cache gives up
     /// and the function body runs (default 250 ms; at least 1 ms).
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.op_timeout = timeout;
+        self.op_timeout = capped(timeout);
         self
     }
 
     /// The longest one connection attempt may take (default 1 s; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = capped(timeout);
         self
     }
 
@@ -98,14 +105,14 @@ impl CacheBuilder {
     /// but may not store it; a crashed loader blocks fills of that key for
     /// this long.
     pub fn fill_lease(mut self, lease: Duration) -> Self {
-        self.settings.lease_ttl = lease;
+        self.settings.lease_ttl = capped(lease);
         self
     }
 
     /// How long a `lock = true` call waits for another process's load of the
     /// same key before loading itself (default 3 s).
     pub fn lock_wait(mut self, wait: Duration) -> Self {
-        self.settings.lock_wait = wait;
+        self.settings.lock_wait = capped(wait);
         self
     }
 
@@ -144,7 +151,7 @@ impl CacheBuilder {
     /// stored as fresh for this long, so a database that is down is not hit
     /// by every call.
     pub fn fail_safe_throttle(mut self, throttle: Duration) -> Self {
-        self.settings.fail_safe_throttle = throttle;
+        self.settings.fail_safe_throttle = capped(throttle);
         self
     }
 

@@ -68,9 +68,12 @@ impl Cache {
     /// [`Cache::get_or_load_inline`] for a loader that borrows. A cache
     /// failure is never the caller's: the loader runs and its value is
     /// returned. `Ok(None)` of a `Result<Option<T>, E>` is stored only with
-    /// [`EntryOptions::none_ttl`]. With [`EntryOptions::hard_timeout`], a load
-    /// given up answers with the old value when `fail_safe` has one; for an
-    /// error instead, use [`Cache::get_or_load_timed`].
+    /// [`EntryOptions::none_ttl`]. [`EntryOptions::hard_timeout`] gives a
+    /// load up only when there is an answer for it: the old value, when
+    /// `fail_safe` keeps one (background refreshes are always bounded by
+    /// it); otherwise the caller waits for the loader. For an error instead,
+    /// use [`Cache::get_or_load_timed`]. `T: Clone` because the in-memory
+    /// backend keeps the value itself and a hit clones it (no decode).
     pub async fn get_or_load<T, E, F, Fut>(
         &self,
         key: &str,

@@ -125,12 +125,13 @@ where
     let beta = options.beta.unwrap_or(cache.settings().beta);
     let mut before = None;
     let first = read::<C, P::Stored>(&call, beta, policy.typed(), &mut before).await;
-    let arrived = match before {
+    // When this caller arrived, for single-flight: taken only on a miss.
+    let arrived = move || match before {
         Some(at) => Arrival {
             at,
             before_read: true,
         },
-        // A read answered at once (memory): no clock was read for the hit.
+        // A read that answered at once (memory) came first.
         None => Arrival {
             at: std::time::Instant::now(),
             before_read: false,
@@ -174,7 +175,7 @@ where
                 Some(fill),
                 load,
                 policy,
-                arrived,
+                arrived(),
             ))
             .await
         }
@@ -185,7 +186,12 @@ where
             // Boxed: the miss path's states would otherwise make every
             // hit's future large.
             Box::pin(miss::<C, O, P, L>(
-                &call, first, None, load, policy, arrived,
+                &call,
+                first,
+                None,
+                load,
+                policy,
+                arrived(),
             ))
             .await
         }

@@ -4,7 +4,9 @@
 //! ## Behavior
 //!
 //! * Entries honour their TTL, checked against tokio's clock on every read
-//!   (so tests may use paused time); moka also drops them in the background.
+//!   (so tests may use paused time). An expired entry is dropped when a read
+//!   finds it, and otherwise by eviction once the store is full: moka keeps
+//!   no timers of its own, so a hit reads the clock once.
 //! * The total size of keys and values is bounded (64 MiB by default); past
 //!   it moka evicts the least useful entries (TinyLFU).
 //! * Every step that reads and then writes a key (lease, refresh lock,
@@ -42,7 +44,6 @@ enum Item {
 #[derive(Clone)]
 struct Slot {
     item: Item,
-    ttl: Option<Duration>,
     expires_at: Option<Instant>,
 }
 
@@ -50,7 +51,6 @@ impl Slot {
     fn new(item: Item, ttl: Option<Duration>) -> Self {
         Slot {
             item,
-            ttl,
             expires_at: ttl.map(|t| later(Instant::now(), t)),
         }
     }
@@ -131,24 +131,6 @@ fn later(at: Instant, by: Duration) -> Instant {
         .unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400))
 }
 
-struct TtlExpiry;
-
-impl moka::Expiry<String, Slot> for TtlExpiry {
-    fn expire_after_create(&self, _: &String, v: &Slot, _: std::time::Instant) -> Option<Duration> {
-        v.ttl
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &String,
-        v: &Slot,
-        _: std::time::Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        v.ttl
-    }
-}
-
 pub(crate) struct MemoryStore {
     slots: Moka<String, Slot>,
     /// The store's clock starts here (tokio's, so tests may pause it).
@@ -166,7 +148,6 @@ impl MemoryStore {
             .weigher(|k: &String, v: &Slot| {
                 u32::try_from(k.len() + v.size() + 64).unwrap_or(u32::MAX)
             })
-            .expire_after(TtlExpiry)
             .build();
         MemoryStore {
             slots,
@@ -187,8 +168,23 @@ impl MemoryStore {
         let now = Instant::now();
         match self.slots.get(key) {
             Some(slot) if slot.expires_at.is_none_or(|at| now < at) => slot.into_seen(now),
-            _ => Seen::Nothing,
+            Some(_) => {
+                self.drop_expired(key);
+                Seen::Nothing
+            }
+            None => Seen::Nothing,
         }
+    }
+
+    /// Drops `key` if it has expired (checked again under its lock).
+    fn drop_expired(&self, key: &str) {
+        let _: CompResult<String, Slot> =
+            self.slots
+                .entry_by_ref(key)
+                .and_compute_with(|existing| match existing {
+                    Some(e) if !e.value().live() => Op::Remove,
+                    _ => Op::Nop,
+                });
     }
 
     fn version(&self, tag: &str) -> Option<TagVersion> {
@@ -241,7 +237,6 @@ impl MemoryStore {
             Some(s) if s.expires_at.is_some_and(|at| at < until) => (
                 Change::Put(Slot {
                     item: s.item.clone(),
-                    ttl: Some(ttl),
                     expires_at: Some(until),
                 }),
                 (),
@@ -502,7 +497,6 @@ impl Store for MemoryStore {
             let expires_at = expires_at.or_else(|| ttl.map(|t| later(Instant::now(), t)));
             let slot = Slot {
                 item: Item::Bytes(next.to_string().into_bytes().into()),
-                ttl: expires_at.map(|at| at.saturating_duration_since(Instant::now())),
                 expires_at,
             };
             (Change::Put(slot), Ok(next))

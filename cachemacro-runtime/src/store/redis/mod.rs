@@ -23,7 +23,9 @@
 //!   `benches/pattern_p99.rs`.
 
 mod clock;
+mod scan;
 mod scripts;
+mod tags;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +36,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use super::protocol::{self, Acquire, Claim, EntryId, Expect, TagVersion, Token};
 use super::{BoxFuture, Found, Store, Stored, Versioned};
 use crate::Error;
-use crate::key::glob_escape;
+use tags::version;
 
 /// The largest `−ln u` an XFetch draw can give (see `engine/lookup.rs`).
 const MAX_DRAW: f64 = 37.0;
@@ -170,63 +172,6 @@ impl RedisStore {
             Err(_) => Err(Error::Timeout(self.op_timeout)),
         }
     }
-
-    async fn tag_versions(&self, tags: &[String]) -> Result<Vec<Option<TagVersion>>, Error> {
-        if tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let raw: Vec<Option<Vec<u8>>> = self
-            .run(|mut c| async move { redis::cmd("MGET").arg(tags).query_async(&mut c).await })
-            .await?;
-        Ok(raw.into_iter().map(version).collect())
-    }
-
-    /// Each tag's version, created when absent (`SET NX`, then `GET`); a
-    /// value that is not a version (foreign bytes) is replaced.
-    async fn ensure_versions(
-        &self,
-        tags: &[String],
-        ttl: Duration,
-    ) -> Result<Vec<TagVersion>, Error> {
-        if tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        let ms = ttl_millis(ttl);
-        for tag in tags {
-            pipe.cmd("SET")
-                .arg(tag)
-                .arg(&rand::random::<TagVersion>()[..])
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .ignore();
-            pipe.cmd("GET").arg(tag);
-        }
-        let raw: Vec<Option<Vec<u8>>> = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
-            .await?;
-        let mut versions = Vec::with_capacity(tags.len());
-        for (tag, raw) in tags.iter().zip(raw) {
-            let current = match version(raw) {
-                Some(current) => current,
-                None => {
-                    let fresh = rand::random::<TagVersion>();
-                    self.run(
-                        |mut c| async move { c.pset_ex::<_, _, ()>(tag, &fresh[..], ms).await },
-                    )
-                    .await?;
-                    fresh
-                }
-            };
-            versions.push(current);
-        }
-        Ok(versions)
-    }
-}
-
-fn version(raw: Option<Vec<u8>>) -> Option<TagVersion> {
-    raw?.as_slice().try_into().ok()
 }
 
 /// A `PTTL` reply as the protocol wants it: `None` without expiry; an
@@ -500,38 +445,7 @@ impl Store for RedisStore {
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
-        Box::pin(async move {
-            let pattern = format!("{}*", glob_escape(prefix));
-            let mut cursor: u64 = 0;
-            let mut deleted = 0;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = self
-                    .run_on(&self.bulk, |mut c| {
-                        let pattern = &pattern;
-                        async move {
-                            redis::cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(pattern)
-                                .arg("COUNT")
-                                .arg(SCAN_COUNT)
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
-                if !keys.is_empty() {
-                    let n: u64 = self
-                        .run_on(&self.bulk, |mut c| async move { c.unlink(&keys).await })
-                        .await?;
-                    deleted += n;
-                }
-                if next == 0 {
-                    return Ok(deleted);
-                }
-                cursor = next;
-            }
-        })
+        Box::pin(self.scan_delete(prefix))
     }
 
     fn incr<'a>(

@@ -57,8 +57,11 @@ local function header(key) return redis.call('GETRANGE', key, 0, {last}) end
 /// entry; ARGV the lease, its ttl ms, what the read saw (`n` nothing, `e`
 /// an entry, `u` unreadable) and the entry's id. Reply: `{outcome, now}`,
 /// outcome 1 leased, 2 busy, 3 changed; `now` the server's clock in ms.
-pub(crate) static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!(
+pub(crate) static ACQUIRE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&acquire_text()));
+
+fn acquire_text() -> String {
+    format!(
         r"{prelude}
 local h = header(KEYS[1])
 local now = now_ms()
@@ -72,14 +75,17 @@ return {{1, now}}",
         prelude = prelude(),
         lease = lua_bytes(&LEASE_MAGIC),
         lease_len = LEASE_LEN,
-    ))
-});
+    )
+}
 
 /// The refresh-lock rule ([`protocol::lock_free`](crate::store::protocol::lock_free)),
 /// written into the entry's header in place: KEYS[1]; ARGV the entry id,
 /// the token, the ttl ms. Reply `{taken, now}`: 1 taken, 0 not.
-pub(crate) static LOCK: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!(
+pub(crate) static LOCK: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&lock_text()));
+
+fn lock_text() -> String {
+    format!(
         r"{prelude}
 local h = header(KEYS[1])
 local now = now_ms()
@@ -94,15 +100,18 @@ return {{1, now}}",
         token_len = TOKEN_LEN,
         until_at = LOCK_UNTIL_AT,
         token_at = LOCK_TOKEN_AT,
-    ))
-});
+    )
+}
 
 /// The store rule ([`protocol::claim_holds`](crate::store::protocol::claim_holds)):
 /// KEYS[1]; ARGV the claim (`l` lease / `e` entry), the lease or entry id,
 /// the bytes, the ttl ms. Stamps the fill time and the expiry (server
 /// clock) into the header. Reply `{stored, now}`: 1 stored, 0 refused.
-pub(crate) static STORE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!(
+pub(crate) static STORE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&store_text()));
+
+fn store_text() -> String {
+    format!(
         r"{prelude}
 local h = header(KEYS[1])
 local now = now_ms()
@@ -114,14 +123,17 @@ redis.call('SETRANGE', KEYS[1], {filled_at}, le8(now) .. le8(now + tonumber(ARGV
 return {{1, now}}",
         prelude = prelude(),
         filled_at = FILLED_AT,
-    ))
-});
+    )
+}
 
 /// Gives a claim back: KEYS[1]; ARGV the lease, the token. Deletes the key
 /// while it holds the lease; frees the entry's refresh lock while the token
 /// holds it.
-pub(crate) static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!(
+pub(crate) static RELEASE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&release_text()));
+
+fn release_text() -> String {
+    format!(
         r"{prelude}
 local h = header(KEYS[1])
 if h == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -134,8 +146,8 @@ return 0",
         token_to = LOCK_TOKEN_AT + TOKEN_LEN,
         token_at = LOCK_TOKEN_AT,
         lock_len = FILLED_AT - LOCK_TOKEN_AT,
-    ))
-});
+    )
+}
 
 /// Makes a tag version KEYS[1] live at least ARGV[1] ms (never shorter).
 pub(crate) static EXTEND: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -175,6 +187,13 @@ mod tests {
         assert!(prelude.contains(&format!(">= {HEADER_LEN}")));
         assert!(prelude.contains(&format!("{}, {}", ID_AT + 1, ID_AT + ID_LEN)));
         assert_eq!(TAG_COUNT, HEADER_LEN - 1);
+        // Cluster-safe by construction: no script names a second key.
+        for text in [acquire_text(), lock_text(), store_text(), release_text()] {
+            assert!(
+                text.contains("KEYS[1]") && !text.contains("KEYS[2]"),
+                "{text}"
+            );
+        }
         // Every script compiles to its own SHA (they are distinct texts).
         let shas = [&ACQUIRE, &LOCK, &STORE, &RELEASE, &EXTEND, &INCR].map(|s| s.get_hash());
         for (i, a) in shas.iter().enumerate() {

@@ -1,0 +1,67 @@
+//! `CacheBuilder` checks every setting when it builds: a value out of range
+//! is an `Error::Config` naming the setting, never a panic in a setter.
+
+use std::time::Duration;
+
+use cachemacro_runtime::{Cache, CacheBuilder, Error};
+
+fn refused(builder: CacheBuilder) -> &'static str {
+    match builder.build() {
+        Err(Error::Config { setting, reason }) => {
+            assert!(reason.starts_with("must be"), "{setting}: {reason}");
+            setting
+        }
+        Err(other) => panic!("expected a config error, got {other}"),
+        Ok(_) => panic!("expected a config error, got a cache"),
+    }
+}
+
+#[test]
+fn out_of_range_settings_are_config_errors() {
+    assert_eq!(refused(Cache::builder().beta(-1.0)), "beta");
+    assert_eq!(refused(Cache::builder().beta(f64::NAN)), "beta");
+    assert_eq!(refused(Cache::builder().jitter(1.0)), "jitter");
+    assert_eq!(refused(Cache::builder().jitter(-0.1)), "jitter");
+    assert_eq!(
+        refused(Cache::builder().fill_lease(Duration::ZERO)),
+        "fill_lease"
+    );
+    assert_eq!(
+        refused(Cache::builder().fail_safe_throttle(Duration::ZERO)),
+        "fail_safe_throttle"
+    );
+    assert_eq!(
+        refused(Cache::builder().invalidation_queue_capacity(0)),
+        "invalidation_queue_capacity"
+    );
+    assert_eq!(
+        refused(Cache::builder().memory_capacity(10)),
+        "memory_capacity"
+    );
+    assert_eq!(
+        refused(Cache::builder().operation_timeout(Duration::ZERO)),
+        "operation_timeout"
+    );
+    assert_eq!(refused(Cache::builder().namespace("shop*")), "namespace");
+    // The message says what to do.
+    let err = Cache::builder().jitter(2.0).build().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid cache setting `jitter`: must be a fraction from 0 up to (not including) 1"
+    );
+}
+
+#[test]
+fn settings_in_range_build() {
+    let cache = Cache::builder()
+        .beta(0.0)
+        .jitter(0.5)
+        .fill_lease(Duration::from_millis(1))
+        .fail_safe_throttle(Duration::from_secs(1))
+        .invalidation_queue_capacity(1)
+        .memory_capacity(1024)
+        .namespace("shop")
+        .lock_wait(Duration::MAX) // "forever", taken as 100 years
+        .build();
+    assert!(cache.is_ok());
+}
