@@ -387,7 +387,7 @@ async fn truncated_entries_and_bad_tag_versions_are_misses() {
     };
     let cache = server.cache().await;
     let mut raw = server.raw().await;
-    let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x04, 0x01];
+    let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x05, 0x01];
     // Fingerprint, load time, grace, id, refresh lock, fill time, expiry.
     truncated.extend_from_slice(&[0; 68]);
     truncated.push(1); // one tag, then nothing

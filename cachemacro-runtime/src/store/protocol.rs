@@ -6,7 +6,7 @@
 //!
 //! ## Behavior
 //!
-//! * **Envelope** (format 4): `[CA CE][format][codec][fingerprint u64]`
+//! * **Envelope** (format 5): `[CA CE][format][codec][fingerprint u64]`
 //!   `[load µs u32][grace ms u64][id 8][lock token 16][lock until ms u64]`
 //!   `[filled at ms u64][expires at ms u64][tag count u8]`, then per tag `[len u16 BE][full tag
 //!   key][version 8]`, then the payload. Little-endian unless noted. Bytes of
@@ -34,7 +34,7 @@ use crate::codec::{Cacheable, Codec, Decoded, Mismatch, fingerprint};
 /// The first bytes of every entry.
 pub(crate) const MAGIC: [u8; 2] = [0xCA, 0xCE];
 /// Bumped on any layout change: entries of another format are misses.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+pub(crate) const FORMAT_VERSION: u8 = 5;
 /// The first bytes of a fill lease.
 pub(crate) const LEASE_MAGIC: [u8; 2] = [0xCA, 0x1E];
 
@@ -388,8 +388,13 @@ mod tests {
     #[test]
     fn older_formats_and_leases_are_not_entries() {
         let mut bytes = encode::<Bincode, _>(&5u32, &[], Meta::default()).unwrap();
-        bytes[2] = 3;
-        assert!(parse(&bytes).is_none());
+        for older in 1..FORMAT_VERSION {
+            bytes[2] = older;
+            assert!(
+                parse(&bytes).is_none(),
+                "format {older} is not read as this one"
+            );
+        }
         assert!(is_lease(&Token::new().lease()));
         assert!(parse(&Token::new().lease()).is_none());
     }

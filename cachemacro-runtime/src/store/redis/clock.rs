@@ -6,14 +6,23 @@
 //!
 //! * Measured from every script reply (each returns the server's `TIME`),
 //!   and by a `TIME` sent with a read when the last measure is older than
-//!   [`FRESH_FOR`]. The error is at most one round trip.
+//!   [`FRESH_FOR`]. A sample whose round trip took longer than
+//!   [`MAX_ROUND_TRIP_MS`] is ignored, so the error stays under half of it.
 //! * Kept against a monotonic local clock, so a jump of this host's wall
 //!   clock changes nothing.
-//! * Used only with a wide [`MARGIN`]: an entry whose estimated remaining
-//!   TTL is within it of a freshness decision (its end of freshness, or an
-//!   early-refresh window) is judged by an exact `PTTL` instead.
+//! * Used only with a wide [`MARGIN_MS`]: an entry whose estimated
+//!   remaining TTL is within it of a freshness decision (its end of
+//!   freshness, or an early-refresh window) is judged by an exact `PTTL`.
+//! * Limits: while this host is suspended its monotonic clock stops, and a
+//!   server's clock can step (or a failover can land on a server whose
+//!   clock differs). Until the next measure (at most [`FRESH_FOR`], sooner
+//!   on any miss), entries can then be judged by up to that difference off,
+//!   within their grace: a kept entry may be served as fresh.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI64, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::time::{Duration, Instant};
 
 /// How long a measure is trusted before a read asks for `TIME` again.
@@ -21,6 +30,9 @@ pub(super) const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// How far from a freshness decision an estimate must be to be used.
 pub(super) const MARGIN_MS: i64 = 1_000;
+
+/// The longest round trip whose sample is trusted.
+pub(super) const MAX_ROUND_TRIP_MS: u64 = 200;
 
 pub(super) struct ServerClock {
     base: Instant,
@@ -47,25 +59,53 @@ impl ServerClock {
     /// Records a server time seen in a reply to a request sent at
     /// `sent` (local ms) and received now.
     pub(super) fn observe(&self, sent: u64, server_ms: i64) {
-        let received = self.local_ms();
+        self.record(sent, self.local_ms(), server_ms);
+    }
+
+    /// A sample: sent and received at these local ms, the server said this.
+    fn record(&self, sent: u64, received: u64, server_ms: i64) {
+        if received.saturating_sub(sent) > MAX_ROUND_TRIP_MS {
+            return;
+        }
         let midpoint = i64::try_from(sent / 2 + received / 2).unwrap_or(i64::MAX);
         self.offset
             .store(server_ms.saturating_sub(midpoint), Relaxed);
-        self.measured.store(received.saturating_add(1), Relaxed);
+        // Release: a reader that sees this measure sees its offset.
+        self.measured.store(received.saturating_add(1), Release);
     }
 
     /// Whether a read should measure again.
     pub(super) fn stale(&self) -> bool {
-        let measured = self.measured.load(Relaxed);
+        let measured = self.measured.load(Acquire);
         measured == 0 || self.local_ms().saturating_sub(measured - 1) > FRESH_FOR.as_millis() as u64
     }
 
     /// The server's clock now, in ms, if measured.
     pub(super) fn now(&self) -> Option<i64> {
-        if self.measured.load(Relaxed) == 0 {
+        if self.measured.load(Acquire) == 0 {
             return None;
         }
         let local = i64::try_from(self.local_ms()).unwrap_or(i64::MAX);
         Some(local.saturating_add(self.offset.load(Relaxed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_samples_are_not_trusted() {
+        let clock = ServerClock::new();
+        assert!(clock.stale() && clock.now().is_none());
+        // A reply that took 500 ms could be off by 250: ignored.
+        clock.record(0, 500, 5_000_000);
+        assert!(clock.stale() && clock.now().is_none());
+        // A quick one sets the offset: the server's clock at the midpoint.
+        clock.record(0, 10, 5_000_000);
+        let offset = clock.offset.load(Relaxed);
+        assert_eq!(offset, 5_000_000 - 5);
+        let now = clock.now().expect("measured");
+        assert!(now >= 5_000_000 - 5);
     }
 }

@@ -12,7 +12,7 @@
 //!   each tag version the caller expects, pipelined. The entry carries its
 //!   expiry on the server's clock; only a read within a second of a
 //!   freshness decision (its end of freshness, or its early-refresh window)
-//!   also asks for its exact `PTTL` (`clock.rs`). Scripts (`scripts.rs`)
+//!   reads the entry again with its exact `PTTL`, pipelined (`clock.rs`). Scripts (`scripts.rs`)
 //!   run only to take a lease or a refresh lock, to store, and to give a
 //!   claim back; each touches one key.
 //! * Prefix deletes use `SCAN … MATCH <escaped prefix>* COUNT 100` and
@@ -116,36 +116,33 @@ impl RedisStore {
         Ok(outcome)
     }
 
-    /// The key's remaining TTL in ms for an entry read with `header`: from
-    /// its expiry stamp when no decision is near, else asked of the server.
-    async fn remaining(
-        &self,
-        key: &str,
-        header: &protocol::Header,
-        beta: f64,
-    ) -> Result<Option<u64>, Error> {
+    /// The key's remaining TTL in ms for an entry read with `header`, from
+    /// its expiry stamp, when no freshness decision is near: `Some(None)`
+    /// for an entry without a stamp (written by the manual API: no grace, no
+    /// load time, no decision); `None` when the server must be asked.
+    fn estimate(&self, header: &protocol::Header, beta: f64) -> Option<Option<u64>> {
         if header.expires_at == 0 {
-            // Written by the manual API: no grace, no load time, no decision.
-            return Ok(None);
+            return Some(None);
         }
-        if let Some(now) = self.clock.now() {
-            let left = i64::try_from(header.expires_at)
-                .unwrap_or(i64::MAX)
-                .saturating_sub(now);
-            let grace = i64::try_from(header.meta.grace.as_millis()).unwrap_or(i64::MAX);
-            let window = header.meta.load.as_secs_f64() * 1000.0 * beta.max(0.0) * MAX_DRAW;
-            let horizon = clock::MARGIN_MS as f64 + window;
-            if (left.saturating_sub(grace)) as f64 > horizon {
-                return Ok(Some(left.max(0).unsigned_abs()));
-            }
-        }
-        let pttl: i64 = self
-            .run(|mut c| async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await })
+        let now = self.clock.now()?;
+        let left = i64::try_from(header.expires_at)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(now);
+        let grace = i64::try_from(header.meta.grace.as_millis()).unwrap_or(i64::MAX);
+        let window = header.meta.load.as_secs_f64() * 1000.0 * beta.max(0.0) * MAX_DRAW;
+        let horizon = clock::MARGIN_MS as f64 + window;
+        ((left.saturating_sub(grace)) as f64 > horizon).then(|| Some(left.max(0).unsigned_abs()))
+    }
+
+    /// Near a decision: the entry again, with its exact `PTTL`, in one
+    /// pipelined round trip (so both describe the same key state).
+    async fn read_exact(&self, key: &str) -> Result<Found, Error> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let (raw, pttl): (Option<Vec<u8>>, i64) = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
             .await?;
-        Ok(match pttl {
-            -1 => None,
-            ms => Some(ms.max(0).unsigned_abs()),
-        })
+        Ok(found(raw, pttl))
     }
 
     /// Runs one round trip under the operation timeout.
@@ -248,7 +245,10 @@ impl Store for RedisStore {
                 let time = reply.pop().unwrap_or(redis::Value::Nil);
                 let (secs, micros): (i64, i64) =
                     redis::from_redis_value(time).map_err(|e| Error::Backend(Box::new(e)))?;
-                self.clock.observe(sent, secs * 1000 + micros / 1000);
+                self.clock.observe(
+                    sent,
+                    secs.saturating_mul(1000).saturating_add(micros / 1000),
+                );
             }
             let raw = redis::from_redis_value::<Option<Vec<u8>>>(
                 reply.pop().unwrap_or(redis::Value::Nil),
@@ -259,13 +259,13 @@ impl Store for RedisStore {
                 Some(bytes) if protocol::is_lease(&bytes) => Found::Lease,
                 Some(bytes) => match Stored::parse(bytes) {
                     None => Found::Unreadable,
-                    Some(stored) => {
-                        let pttl = self.remaining(key, &stored.header, beta).await?;
-                        Found::Entry {
+                    Some(stored) => match self.estimate(&stored.header, beta) {
+                        Some(pttl) => Found::Entry {
                             left_ms: protocol::left_ms(pttl, stored.header.meta.grace),
                             entry: Arc::new(stored),
-                        }
-                    }
+                        },
+                        None => self.read_exact(key).await?,
+                    },
                 },
             };
             Ok((found, versions))
