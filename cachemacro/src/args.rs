@@ -10,7 +10,6 @@
 //! a missing `async`) and the user sees all of them at once.
 
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
 use proc_macro2::Span;
@@ -20,7 +19,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, LitBool, LitStr, Path, Token};
 
-use crate::template::subspan;
+use crate::duration::parse_duration;
+use crate::errors::{Errors, closest};
 
 /// Every argument name but `crate`, which is `Token![crate]`.
 mod kw {
@@ -129,41 +129,6 @@ const INVALIDATES_ARGS: Valid = &[
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
 
-/// Collects errors so all of them reach the user at once.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub fn push_at(&mut self, span: Span, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, msg));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-
-    fn into_inner(self) -> Option<syn::Error> {
-        self.0
-    }
-}
-
-impl From<Option<syn::Error>> for Errors {
-    fn from(e: Option<syn::Error>) -> Self {
-        Errors(e)
-    }
-}
-
 /// A known argument's name where it was written, with its example.
 struct Name {
     text: &'static str,
@@ -220,22 +185,6 @@ fn set<T>(slot: &mut Option<T>, value: T, name: &Name, errors: &mut Errors) {
     }
 }
 
-/// The candidate `given` is most likely a misspelling of, if any: within a
-/// small edit distance (`tll` → `ttl`) or very similar (`usr_id` → `user_id`).
-pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| {
-            let edits = strsim::damerau_levenshtein(given, c);
-            let near =
-                edits <= (c.chars().count() / 3).max(1) || strsim::jaro_winkler(given, c) > 0.8;
-            (near, edits, c)
-        })
-        .filter(|(near, _, _)| *near)
-        .min_by_key(|(_, edits, _)| *edits)
-        .map(|(_, _, c)| c)
-}
-
 fn unknown(name: &Ident, valid: Valid, what: &str) -> syn::Error {
     let list = valid
         .iter()
@@ -287,128 +236,6 @@ fn ttl_forms(name: &Name) -> String {
     format!(
         "seconds (`{name} = 300`) or a duration string (`{name} = \"5m\"`, `\"1h30m\"`, `\"500ms\"`)"
     )
-}
-
-/// Every unit a duration string may use: humantime's, without months and
-/// years (see [`refused_unit`]).
-const UNITS: &[&str] = &[
-    "ns", "nanos", "nsec", "us", "µs", "usec", "ms", "millis", "msec", "s", "sec", "secs",
-    "second", "seconds", "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour",
-    "hours", "d", "day", "days", "w", "wk", "wks", "week", "weeks",
-];
-
-/// The units listed when one is unknown.
-const UNITS_HELP: &str = "units: `ns`, `us`, `ms`, `s`, `m` (minutes), `h`, `d`, `w`; long forms such as `sec`, `min`, `hours`, `days` and `weeks` also work";
-
-/// Each unit in `text` with the number before it, as byte ranges: the
-/// letters humantime reads as a unit, with the digits (and `.`) before them.
-fn units(text: &str) -> Vec<(Range<usize>, Range<usize>)> {
-    let is_unit = |c: char| c.is_ascii_alphabetic() || c == 'µ';
-    let mut out = Vec::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if !is_unit(c) {
-            continue;
-        }
-        let mut end = start + c.len_utf8();
-        while let Some(&(at, c)) = chars.peek().filter(|(_, c)| is_unit(*c)) {
-            end = at + c.len_utf8();
-            chars.next();
-        }
-        let number = number_before(text, start);
-        if !number.is_empty() {
-            out.push((number, start..end));
-        }
-    }
-    out
-}
-
-/// The number (digits and `.`) before byte `at`, spaces between allowed.
-fn number_before(text: &str, at: usize) -> Range<usize> {
-    let before = text[..at].trim_end();
-    let start = before
-        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
-        .len();
-    start..before.len()
-}
-
-/// A unit humantime reads but cachemacro refuses: `M` is months, one key
-/// away from `m` for minutes, and a month or a year has no fixed length.
-/// Weeks are exact and kept. The message and the bytes of `number` `unit`.
-fn refused_unit(
-    text: &str,
-    (number, unit): (Range<usize>, Range<usize>),
-) -> Option<(String, Range<usize>)> {
-    let n = &text[number.clone()];
-    let message = match &text[unit.clone()] {
-        "M" => format!("`M` is months, which are not accepted; for minutes write `{n}m`"),
-        u @ ("month" | "months") => format!(
-            "`{u}` is not accepted, as a month has no fixed length; write days or weeks, as in `30d` or `4w`"
-        ),
-        u @ ("y" | "yr" | "yrs" | "year" | "years") => format!(
-            "`{u}` (years) is not accepted, as a year has no fixed length; write days or weeks, as in `365d` or `52w`"
-        ),
-        _ => return None,
-    };
-    Some((message, number.start..unit.end))
-}
-
-/// Explains a humantime error in terms of the string the user wrote, with
-/// the bytes it is about (`None`: the whole string).
-fn duration_error(text: &str, e: &humantime::DurationError) -> (String, Option<Range<usize>>) {
-    use humantime::DurationError as E;
-    let rest = |at: usize| text.get(at..).unwrap_or_default().trim();
-    let examples = "; write e.g. \"30s\", \"5m\", \"1h30m\", \"500ms\"";
-    match e {
-        E::InvalidCharacter(at) => (
-            format!("unexpected `{}`{examples}", rest(*at)),
-            Some(*at..text.len()),
-        ),
-        E::NumberExpected(at) => (
-            format!("expected a number at `{}`{examples}", rest(*at)),
-            Some(*at..text.len()),
-        ),
-        E::UnknownUnit { unit, value, .. } if unit.is_empty() => (
-            format!("`{value}` needs a unit, as in `{value}s` or `{value}m`"),
-            None,
-        ),
-        E::UnknownUnit {
-            unit, start, end, ..
-        } => {
-            let lower = unit.to_lowercase();
-            let message = if UNITS.contains(&lower.as_str()) {
-                let number = &text[number_before(text, *start)];
-                format!("unknown unit `{unit}`: units are lowercase, as in `{number}{lower}`")
-            } else {
-                format!("unknown unit `{unit}` ({UNITS_HELP})")
-            };
-            (message, Some(*start..*end))
-        }
-        E::NumberOverflow => ("the number is too large".into(), None),
-        E::Empty => (format!("it is empty{examples}"), None),
-    }
-}
-
-/// `"5m"`, `"1h30m"`, `"500ms"`: humantime's syntax without months and
-/// years. Errors point at the part of the string they are about where the
-/// compiler can (see [`subspan`]).
-fn parse_duration(lit: &LitStr) -> syn::Result<Duration> {
-    let text = lit.value();
-    let invalid = |message: String, range: Option<Range<usize>>| {
-        let span = range.map_or_else(|| lit.span(), |r| subspan(lit, r));
-        syn::Error::new(span, format!("invalid duration `{text}`: {message}"))
-    };
-    // Before humantime: `"999999999y"` overflows, but the unit is the news.
-    if let Some((message, range)) = units(&text)
-        .into_iter()
-        .find_map(|u| refused_unit(&text, u))
-    {
-        return Err(invalid(message, Some(range)));
-    }
-    humantime::parse_duration(&text).map_err(|e| {
-        let (message, range) = duration_error(&text, &e);
-        invalid(message, range)
-    })
 }
 
 /// `ttl = 300` (seconds) or `ttl = "5m"` / `"1h30m"` / `"500ms"`.
@@ -807,6 +634,7 @@ impl InvalidatesArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::{UNITS, units};
 
     fn cached(args: &str) -> CachedArgs {
         syn::parse_str(args).expect("arguments never fail as a whole")

@@ -5,6 +5,8 @@
 //! and expands; it does no I/O.
 
 mod args;
+mod duration;
+mod errors;
 mod expand;
 mod model;
 mod template;

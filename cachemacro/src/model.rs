@@ -10,7 +10,8 @@ use syn::{
     Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type,
 };
 
-use crate::args::{CachedArgs, Errors, InvalidatesArgs, closest};
+use crate::args::{CachedArgs, InvalidatesArgs};
+use crate::errors::{Errors, closest};
 use crate::template::{self, Kind, Placeholder, Template};
 
 /// How the function's value decides what is cached (or whether to invalidate).
