@@ -65,3 +65,52 @@ fn settings_in_range_build() {
         .build();
     assert!(cache.is_ok());
 }
+
+/// Settings ride in the URL (`CACHE_URL` too) and win over the builder's;
+/// a wrong one is an error at start, naming it.
+#[tokio::test]
+async fn url_parameters_configure_the_cache() {
+    let Some(server) = cachemacro_tests::RedisServer::start() else {
+        return;
+    };
+    let url = format!(
+        "{}/?namespace=from-url&operation_timeout=100ms",
+        server.url()
+    );
+    let cache = Cache::builder()
+        .url(url)
+        .namespace("from-code")
+        .connect()
+        .await
+        .unwrap();
+    cache
+        .set("k", &1u32, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut raw = server.raw().await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("from-url:k")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(exists, "the URL's namespace won");
+
+    let typo = Cache::connect(&format!("{}/?operation_timout=100ms", server.url()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&typo, Error::InvalidUrl { reason, .. } if reason.contains("unknown parameter `operation_timout`")),
+        "{typo}"
+    );
+    let memory = Cache::connect("memory://?jitter=2").await.unwrap_err();
+    assert!(
+        matches!(
+            memory,
+            Error::Config {
+                setting: "jitter",
+                ..
+            }
+        ),
+        "a value read from the URL is checked like any other"
+    );
+}

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::handle::{Cache, Settings};
+use super::url::{self, Param};
 use crate::Error;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisStore, redact};
@@ -67,7 +68,9 @@ impl Default for CacheBuilder {
 
 impl CacheBuilder {
     /// `redis://…`, `rediss://…` (with the `tls` feature) or `memory://`.
-    /// Without a URL the cache is in memory.
+    /// Without a URL the cache is in memory. Settings may ride along as
+    /// query parameters (`?namespace=shop&operation_timeout=100ms`), named
+    /// as the builder's methods; they win over the builder's own.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
@@ -162,6 +165,33 @@ impl CacheBuilder {
         self
     }
 
+    /// Takes the settings the URL carries (`?namespace=…&…`) off it; they
+    /// win over the builder's (see `url.rs`).
+    fn apply_url_params(&mut self) -> Result<(), Error> {
+        let Some(url) = self.url.as_deref().map(str::trim) else {
+            return Ok(());
+        };
+        let (base, params) = url::split(url, || redact(url))?;
+        for param in params {
+            match param {
+                Param::Namespace(ns) => self.namespace = ns,
+                Param::OperationTimeout(d) => self.op_timeout = capped(d),
+                Param::ConnectTimeout(d) => self.connect_timeout = capped(d),
+                Param::FillLease(d) => self.settings.lease_ttl = capped(d),
+                Param::LockWait(d) => self.settings.lock_wait = capped(d),
+                Param::FailSafeThrottle(d) => self.settings.fail_safe_throttle = capped(d),
+                Param::MemoryCapacity(bytes) => self.memory_bytes = bytes,
+                Param::QueueCapacity(n) => self.settings.queue_capacity = n,
+                Param::SingleFlight(on) => self.settings.single_flight = on,
+                Param::Lock(on) => self.settings.lock = on,
+                Param::Beta(beta) => self.settings.beta = beta,
+                Param::Jitter(fraction) => self.settings.jitter = fraction,
+            }
+        }
+        self.url = Some(base);
+        Ok(())
+    }
+
     /// Checks every setting.
     fn validate(&self) -> Result<(), Error> {
         let ms = Duration::from_millis(1);
@@ -234,7 +264,8 @@ impl CacheBuilder {
     /// # Errors
     /// [`Error::Config`] for a setting out of range; [`Error::InvalidUrl`]
     /// for a malformed URL or unknown scheme.
-    pub fn build(self) -> Result<Cache, Error> {
+    pub fn build(mut self) -> Result<Cache, Error> {
+        self.apply_url_params()?;
         self.validate()?;
         let store: Arc<dyn Store> = match self.url.as_deref().map(str::trim) {
             None | Some("") => Arc::new(MemoryStore::new(self.memory_bytes)),

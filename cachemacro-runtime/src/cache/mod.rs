@@ -5,6 +5,7 @@ mod builder;
 mod get_or_load;
 mod handle;
 mod manual;
+mod url;
 
 pub use builder::CacheBuilder;
 pub use handle::Cache;
