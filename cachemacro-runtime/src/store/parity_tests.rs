@@ -25,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn start() -> Option<Server> {
+async fn start() -> Option<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -60,7 +60,7 @@ fn start() -> Option<Server> {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Some(server);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("redis-server did not start on port {port}");
 }
@@ -261,7 +261,7 @@ async fn memory_and_redis_follow_one_protocol() {
         Step::Count(2),
     ];
     assert_eq!(memory, expected, "memory follows the rules");
-    let Some(server) = start() else { return };
+    let Some(server) = start().await else { return };
     let url = format!("redis://127.0.0.1:{}", server.port);
     let redis = RedisStore::lazy(&url, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
     assert_eq!(trace(&redis).await, memory, "Redis gives what memory gives");
