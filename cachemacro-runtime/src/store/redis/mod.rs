@@ -366,15 +366,19 @@ impl Store for RedisStore {
                 return Ok(false);
             }
             // Tag versions must outlive the entries that recorded them.
-            for tag in tags {
-                self.run(|mut c| async move {
-                    scripts::EXTEND
-                        .key(tag)
+            // One round trip for all of them (single keys: fine on a cluster).
+            if !tags.is_empty() {
+                let mut pipe = redis::pipe();
+                for tag in tags {
+                    pipe.cmd("EVAL")
+                        .arg(scripts::EXTEND)
+                        .arg(1)
+                        .arg(tag)
                         .arg(ms)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await?;
+                        .ignore();
+                }
+                self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                    .await?;
             }
             Ok(true)
         })
