@@ -10,6 +10,7 @@ mod errors;
 mod expand;
 mod model;
 mod template;
+mod values;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
