@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cluster_url;
 use super::handle::{Cache, Settings};
 use super::url::{self, Param};
 use crate::Error;
@@ -46,6 +47,8 @@ fn capped(d: Duration) -> Duration {
 #[must_use]
 pub struct CacheBuilder {
     url: Option<String>,
+    /// Seed nodes from [`CacheBuilder::cluster`].
+    cluster: Option<Vec<String>>,
     namespace: String,
     op_timeout: Duration,
     connect_timeout: Duration,
@@ -57,6 +60,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         CacheBuilder {
             url: None,
+            cluster: None,
             namespace: String::new(),
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -67,12 +71,40 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// `redis://…`, `rediss://…` (with the `tls` feature) or `memory://`.
-    /// Without a URL the cache is in memory. Settings may ride along as
-    /// query parameters (`?namespace=shop&operation_timeout=100ms`), named
-    /// as the builder's methods; they win over the builder's own.
+    /// `redis://…`, `rediss://…` (with the `tls` feature), a Redis Cluster
+    /// as `redis+cluster://host:port,host:port` (or `rediss+cluster://`),
+    /// or `memory://`. Without a URL the cache is in memory. Settings may
+    /// ride along as query parameters (`?namespace=shop&operation_timeout=100ms`),
+    /// named as the builder's methods; they win over the builder's own.
+    /// Replaces an earlier [`CacheBuilder::cluster`].
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self.cluster = None;
+        self
+    }
+
+    /// A Redis Cluster, from any of its nodes (`redis://host:port`,
+    /// `rediss://host:port` or a bare `host:port`): the client discovers
+    /// the rest, and follows resharding and failover by itself. Replaces
+    /// an earlier [`CacheBuilder::url`].
+    pub fn cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let nodes = nodes
+            .into_iter()
+            .map(|node| {
+                let node: String = node.into();
+                if node.contains("://") {
+                    node
+                } else {
+                    format!("redis://{node}")
+                }
+            })
+            .collect();
+        self.cluster = Some(nodes);
+        self.url = None;
         self
     }
 
@@ -267,6 +299,29 @@ impl CacheBuilder {
     pub fn build(mut self) -> Result<Cache, Error> {
         self.apply_url_params()?;
         self.validate()?;
+        if let Some(nodes) = self.cluster.take() {
+            return self.build_cluster(
+                &nodes,
+                format!(
+                    "cluster {}",
+                    nodes
+                        .iter()
+                        .map(|n| redact(n))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            );
+        }
+        if let Some(url) = self.url.as_deref().map(str::trim) {
+            if let Some(nodes) = cluster_url::nodes(url) {
+                let nodes = nodes.map_err(|reason| Error::InvalidUrl {
+                    url: redact(url),
+                    reason,
+                })?;
+                let described = redact(url);
+                return self.build_cluster(&nodes, described);
+            }
+        }
         let store: Arc<dyn Store> = match self.url.as_deref().map(str::trim) {
             None | Some("") => Arc::new(MemoryStore::new(self.memory_bytes)),
             Some(url) if url.starts_with("memory://") => {
@@ -289,11 +344,35 @@ impl CacheBuilder {
             Some(url) => {
                 return Err(Error::InvalidUrl {
                     url: redact(url),
-                    reason: "expected redis://, rediss:// or memory://".into(),
+                    reason: "expected redis://, rediss://, redis+cluster://, rediss+cluster:// or memory://".into(),
                 });
             }
         };
         Ok(Cache::from_parts(store, &self.namespace, self.settings))
+    }
+
+    /// A cache on the cluster `nodes` belong to.
+    fn build_cluster(self, nodes: &[String], described: String) -> Result<Cache, Error> {
+        if nodes.is_empty() {
+            return Err(Error::InvalidUrl {
+                url: described,
+                reason: "a cluster needs at least one seed node".into(),
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        if nodes.iter().any(|n| n.starts_with("rediss://")) {
+            return Err(Error::InvalidUrl {
+                url: described,
+                reason: "TLS (rediss) needs the `tls` feature of cachemacro-runtime".into(),
+            });
+        }
+        let store =
+            RedisStore::lazy_cluster(nodes, described, self.connect_timeout, self.op_timeout)?;
+        Ok(Cache::from_parts(
+            Arc::new(store),
+            &self.namespace,
+            self.settings,
+        ))
     }
 }
 

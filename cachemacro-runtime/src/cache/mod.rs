@@ -2,6 +2,7 @@
 //! (`get_or_load`), the manual API and invalidation by key, prefix or tag.
 
 mod builder;
+mod cluster_url;
 mod get_or_load;
 mod handle;
 mod manual;

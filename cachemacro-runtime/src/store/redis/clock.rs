@@ -10,6 +10,12 @@
 //!   [`MAX_ROUND_TRIP_MS`] is ignored, so the error stays under half of it.
 //! * Kept against a monotonic local clock, so a jump of this host's wall
 //!   clock changes nothing.
+//! * The latest server time wins: a sample that puts the server's clock
+//!   earlier than the one in use replaces it only once that one is older
+//!   than [`FRESH_FOR`]. On a cluster, where samples come from every
+//!   primary, the estimate so leans to the node whose clock runs furthest
+//!   ahead, which can only make entries look closer to expiry (an exact
+//!   read more often), never fresher than they are.
 //! * Used only with a wide [`MARGIN_MS`]: an entry whose estimated
 //!   remaining TTL is within it of a freshness decision (its end of
 //!   freshness, or an early-refresh window) is judged by an exact `PTTL`.
@@ -68,8 +74,14 @@ impl ServerClock {
             return;
         }
         let midpoint = i64::try_from(sent / 2 + received / 2).unwrap_or(i64::MAX);
-        self.offset
-            .store(server_ms.saturating_sub(midpoint), Relaxed);
+        let offset = server_ms.saturating_sub(midpoint);
+        let measured = self.measured.load(Acquire);
+        let expired =
+            measured == 0 || received.saturating_sub(measured - 1) > FRESH_FOR.as_millis() as u64;
+        if !expired && offset < self.offset.load(Relaxed) {
+            return;
+        }
+        self.offset.store(offset, Relaxed);
         // Release: a reader that sees this measure sees its offset.
         self.measured.store(received.saturating_add(1), Release);
     }
@@ -107,5 +119,15 @@ mod tests {
         assert_eq!(offset, 5_000_000 - 5);
         let now = clock.now().expect("measured");
         assert!(now >= 5_000_000 - 5);
+        // A node whose clock is behind does not pull the estimate back...
+        clock.record(20, 30, 4_000_000);
+        assert_eq!(clock.offset.load(Relaxed), 5_000_000 - 5);
+        // ...one ahead moves it forward...
+        clock.record(20, 30, 5_000_100);
+        assert_eq!(clock.offset.load(Relaxed), 5_000_100 - 25);
+        // ...and an old lead expires: the next sample is taken as it is.
+        let later = 30 + FRESH_FOR.as_millis() as u64 + 2;
+        clock.record(later, later, 4_000_000 + later as i64);
+        assert_eq!(clock.offset.load(Relaxed), 4_000_000);
     }
 }

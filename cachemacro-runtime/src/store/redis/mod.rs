@@ -1,9 +1,11 @@
-//! The Redis store: redis-rs `ConnectionManager` with explicit timeouts.
+//! The Redis store, on one node or a cluster (`conn.rs`), with explicit
+//! timeouts.
 //!
 //! ## Behavior
 //!
-//! * One multiplexed connection per [`Cache`](crate::Cache), shared by all
-//!   clones; redis-rs reconnects in the background after it drops.
+//! * One multiplexed connection per [`Cache`](crate::Cache) (per node on a
+//!   cluster), shared by all clones; redis-rs reconnects in the background
+//!   after it drops.
 //! * Every round trip is bounded by the operation timeout (default 250 ms):
 //!   with Redis stopped, paused or partitioned, an operation fails within it
 //!   and the caller runs the function body instead of hanging.
@@ -20,18 +22,27 @@
 //!   keep each command short, so Redis serves other clients in between, and
 //!   the second connection keeps the pages from queueing in front of reads.
 //!   Each page is its own bounded round trip. Measured with
-//!   `benches/pattern_p99.rs`.
+//!   `benches/pattern_p99.rs`. On a cluster, every primary is scanned
+//!   (`cluster.rs`).
+//! * On a cluster every script and single-key command goes to the primary
+//!   of the key's slot; the reads and writes of many keys (a hit's tag
+//!   versions, `get_many`, `set_many`) are split per slot (`slots.rs`).
 
 mod clock;
+mod cluster;
+mod conn;
 mod scan;
 mod scripts;
+mod slots;
 mod tags;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+
+use conn::Conn;
 
 use super::protocol::{self, Acquire, Claim, EntryId, Expect, TagVersion, Token};
 use super::{BoxFuture, Found, Store, Stored, Versioned};
@@ -45,11 +56,15 @@ const MAX_DRAW: f64 = 37.0;
 const SCAN_COUNT: usize = 100;
 
 pub(crate) struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     /// Prefix deletes page through `SCAN`/`UNLINK` on a connection of their
-    /// own, so their replies never queue in front of other callers' reads.
-    bulk: ConnectionManager,
+    /// own, so their replies never queue in front of other callers' reads;
+    /// on a cluster every invalidation runs here (it may `WAIT`).
+    bulk: Conn,
     op_timeout: Duration,
+    /// The bound on the bulk connection's round trips: twice the operation
+    /// timeout, since a `WAIT` may take one operation timeout by itself.
+    bulk_timeout: Duration,
     url: String,
     clock: clock::ServerClock,
 }
@@ -80,29 +95,48 @@ impl RedisStore {
             url: redacted.clone(),
             reason: e.to_string(),
         })?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(op_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(500));
         let connect = |client: redis::Client| {
-            ConnectionManager::new_lazy_with_config(client, config.clone()).map_err(|e| {
-                Error::Connect {
-                    url: redacted.clone(),
-                    source: Box::new(e),
-                }
+            Conn::node(client, connect_timeout, op_timeout).map_err(|e| Error::Connect {
+                url: redacted.clone(),
+                source: Box::new(e),
             })
         };
         let conn = connect(client.clone())?;
         let bulk = connect(client)?;
-        Ok(RedisStore {
+        Ok(RedisStore::with(conn, bulk, op_timeout, redacted))
+    }
+
+    /// Builds a store on the cluster that `nodes` (any of its nodes, as
+    /// `redis://` or `rediss://` URLs) belong to; it discovers the rest and
+    /// connects in the background. `described` names it in logs and errors.
+    pub(crate) fn lazy_cluster(
+        nodes: &[String],
+        described: String,
+        connect_timeout: Duration,
+        op_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(connect_timeout)
+            .response_timeout(op_timeout)
+            .build()
+            .map_err(|e| Error::InvalidUrl {
+                url: described.clone(),
+                reason: e.to_string(),
+            })?;
+        let conn = Conn::cluster(&client, connect_timeout, op_timeout);
+        let bulk = Conn::cluster(&client, connect_timeout, op_timeout.saturating_mul(2));
+        Ok(RedisStore::with(conn, bulk, op_timeout, described))
+    }
+
+    fn with(conn: Conn, bulk: Conn, op_timeout: Duration, url: String) -> Self {
+        RedisStore {
             conn,
             bulk,
             op_timeout,
-            url: redacted,
+            bulk_timeout: op_timeout.saturating_mul(2),
+            url,
             clock: clock::ServerClock::new(),
-        })
+        }
     }
 
     /// Runs a script that replies `{outcome, server time}`, measuring the
@@ -146,27 +180,32 @@ impl RedisStore {
     }
 
     /// Runs one round trip under the operation timeout.
-    async fn run<T, F>(&self, op: impl FnOnce(ConnectionManager) -> F) -> Result<T, Error>
+    async fn run<T, F>(&self, op: impl FnOnce(Conn) -> F) -> Result<T, Error>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        self.run_on(&self.conn, op).await
+        self.bounded(self.op_timeout, op(self.conn.clone())).await
     }
 
-    /// Runs one round trip on `conn` under the operation timeout.
-    async fn run_on<T, F>(
-        &self,
-        conn: &ConnectionManager,
-        op: impl FnOnce(ConnectionManager) -> F,
-    ) -> Result<T, Error>
+    /// Runs one round trip on the bulk connection under its timeout.
+    async fn run_bulk<T, F>(&self, op: impl FnOnce(Conn) -> F) -> Result<T, Error>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.op_timeout, op(conn.clone())).await {
+        self.bounded(self.bulk_timeout, op(self.bulk.clone())).await
+    }
+
+    /// `request` bounded by `limit`, its failure as ours.
+    async fn bounded<T>(
+        &self,
+        limit: Duration,
+        request: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(limit, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout(self.op_timeout)),
+            Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout(limit)),
             Ok(Err(e)) => Err(Error::Backend(Box::new(e))),
-            Err(_) => Err(Error::Timeout(self.op_timeout)),
+            Err(_) => Err(Error::Timeout(limit)),
         }
     }
 }
@@ -227,11 +266,28 @@ impl Store for RedisStore {
                 if measure {
                     pipe.cmd("TIME");
                 }
-                for tag in tags {
-                    pipe.cmd("GET").arg(tag);
+                if self.conn.as_cluster().is_some() && !tags.is_empty() {
+                    // Tag versions live in other slots: sent at once, apart.
+                    let entry = self.run(|mut c| async move { pipe.query_async(&mut c).await });
+                    let versions = self.per_slot(
+                        tags,
+                        |t| t.as_str(),
+                        1,
+                        |p, tag| {
+                            p.cmd("GET").arg(tag);
+                        },
+                    );
+                    let (mut entry, versions): (Vec<redis::Value>, _) =
+                        tokio::try_join!(entry, versions)?;
+                    entry.extend(versions);
+                    entry
+                } else {
+                    for tag in tags {
+                        pipe.cmd("GET").arg(tag);
+                    }
+                    self.run(|mut c| async move { pipe.query_async(&mut c).await })
+                        .await?
                 }
-                self.run(|mut c| async move { pipe.query_async(&mut c).await })
-                    .await?
             };
             let expected = 1 + usize::from(measure) + tags.len();
             if reply.len() != expected {
@@ -274,20 +330,26 @@ impl Store for RedisStore {
 
     fn read_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Found>, Error>> {
         Box::pin(async move {
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for key in keys {
-                pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-            }
-            let reply: Vec<(Option<Vec<u8>>, i64)> = self
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
+            let reply = self
+                .per_slot(
+                    keys,
+                    |k| k.as_str(),
+                    2,
+                    |p, key| {
+                        p.cmd("GET").arg(key).cmd("PTTL").arg(key);
+                    },
+                )
                 .await?;
-            Ok(reply
-                .into_iter()
-                .map(|(raw, pttl)| found(raw, pttl))
-                .collect())
+            let mut reply = reply.into_iter();
+            let mut out = Vec::with_capacity(keys.len());
+            while let (Some(raw), Some(pttl)) = (reply.next(), reply.next()) {
+                let raw: Option<Vec<u8>> =
+                    redis::from_redis_value(raw).map_err(|e| Error::Backend(Box::new(e)))?;
+                let pttl: i64 =
+                    redis::from_redis_value(pttl).map_err(|e| Error::Backend(Box::new(e)))?;
+                out.push(found(raw, pttl));
+            }
+            Ok(out)
         })
     }
 
@@ -366,20 +428,21 @@ impl Store for RedisStore {
                 return Ok(false);
             }
             // Tag versions must outlive the entries that recorded them.
-            // One round trip for all of them (single keys: fine on a cluster).
-            if !tags.is_empty() {
-                let mut pipe = redis::pipe();
-                for tag in tags {
-                    pipe.cmd("EVAL")
+            // One round trip for all of them (per slot on a cluster).
+            self.per_slot(
+                tags,
+                |t| t.as_str(),
+                0,
+                |p, tag| {
+                    p.cmd("EVAL")
                         .arg(scripts::EXTEND)
                         .arg(1)
                         .arg(tag)
                         .arg(ms)
                         .ignore();
-                }
-                self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-                    .await?;
-            }
+                },
+            )
+            .await?;
             Ok(true)
         })
     }
@@ -406,12 +469,16 @@ impl Store for RedisStore {
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let ms = ttl_millis(ttl);
-            let mut pipe = redis::pipe();
-            for (key, value) in &entries {
-                pipe.pset_ex(key, value, ms).ignore();
-            }
-            self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-                .await
+            self.per_slot(
+                &entries,
+                |(k, _)| k.as_str(),
+                0,
+                |p, (key, value)| {
+                    p.pset_ex(key, value, ms).ignore();
+                },
+            )
+            .await
+            .map(drop)
         })
     }
 
@@ -444,12 +511,21 @@ impl Store for RedisStore {
             if keys.is_empty() {
                 return Ok(0);
             }
+            if self.conn.as_cluster().is_some() {
+                return self.cluster_delete(keys).await;
+            }
             self.run(|mut c| async move { c.unlink(keys).await }).await
         })
     }
 
     fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
-        Box::pin(self.scan_delete(prefix))
+        Box::pin(async move {
+            if self.conn.as_cluster().is_some() {
+                self.cluster_scan_delete(prefix).await
+            } else {
+                self.scan_delete(prefix).await
+            }
+        })
     }
 
     fn incr<'a>(

@@ -15,7 +15,7 @@ impl RedisStore {
         let mut deleted = 0;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .run_on(&self.bulk, |mut c| {
+                .run_bulk(|mut c| {
                     let pattern = &pattern;
                     async move {
                         redis::cmd("SCAN")
@@ -31,7 +31,7 @@ impl RedisStore {
                 .await?;
             if !keys.is_empty() {
                 let n: u64 = self
-                    .run_on(&self.bulk, |mut c| async move { c.unlink(&keys).await })
+                    .run_bulk(|mut c| async move { c.unlink(&keys).await })
                     .await?;
                 deleted += n;
             }

@@ -37,23 +37,27 @@ impl RedisStore {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
         let ms = ttl_millis(ttl);
-        for tag in tags {
-            pipe.cmd("SET")
-                .arg(tag)
-                .arg(&rand::random::<TagVersion>()[..])
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .ignore();
-            pipe.cmd("GET").arg(tag);
-        }
-        let raw: Vec<Option<Vec<u8>>> = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
+        let raw = self
+            .per_slot(
+                tags,
+                |t| t.as_str(),
+                1,
+                |p, tag| {
+                    p.cmd("SET")
+                        .arg(tag)
+                        .arg(&rand::random::<TagVersion>()[..])
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .ignore();
+                    p.cmd("GET").arg(tag);
+                },
+            )
             .await?;
         let mut versions = Vec::with_capacity(tags.len());
         for (tag, raw) in tags.iter().zip(raw) {
+            let raw: Option<Vec<u8>> = redis::from_redis_value(raw).ok().flatten();
             let current = match version(raw) {
                 Some(current) => current,
                 None => {
