@@ -1,10 +1,10 @@
-//! What `#[cached]` and `#[invalidates]` do, run once on the in-memory
-//! backend and once on a real redis-server of each test's own.
+//! What `#[cached]` and `#[invalidates]` do, run on the in-memory backend,
+//! on a real redis-server of each test's own and on a Redis Cluster.
 
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, cached, encode_key_part, invalidates};
-use cachemacro_tests::{Backend, on_both_backends};
+use cachemacro_tests::{Backend, on_every_backend};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -436,7 +436,7 @@ async fn hashed_placeholders(b: Backend) {
     assert_eq!(b.cache.get::<usize>(&key).await.unwrap(), Some(5001));
 }
 
-on_both_backends!(
+on_every_backend!(
     hit_after_miss,
     key_is_the_template_filled_in,
     invalidation_runs_after_success_only,

@@ -1,12 +1,12 @@
 //! The engine without macros: `Cache::get_or_load` and its variants, with
-//! keys and options built at run time, on both backends.
+//! keys and options built at run time, on every backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, EntryOptions};
-use cachemacro_tests::{Backend, on_both_backends, on_both_backends_paused};
+use cachemacro_tests::{Backend, on_every_backend, on_every_backend_paused};
 use tokio::sync::Notify;
 
 /// A source whose row can change and whose loads can be held.
@@ -217,7 +217,7 @@ async fn huge_durations_are_clamped(b: Backend) {
     assert_eq!(b.cache.stats().errors, 0);
 }
 
-on_both_backends!(
+on_every_backend!(
     huge_durations_are_clamped,
     hit_after_miss_with_a_runtime_key,
     two_hundred_cold_callers_load_once,
@@ -277,7 +277,7 @@ mod paused {
         assert_eq!(cache.stats().stale_served, 1);
     }
 
-    on_both_backends_paused!(
+    on_every_backend_paused!(
         a_hard_timeout_maps_into_the_callers_error,
         stale_serves_the_old_value_while_one_refresh_runs,
     );

@@ -1,9 +1,9 @@
-//! The manual API on `Cache`, on memory and on Redis.
+//! The manual API on `Cache`, on memory, on Redis and on a Redis Cluster.
 
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, Error};
-use cachemacro_tests::{Backend, on_both_backends};
+use cachemacro_tests::{Backend, on_every_backend};
 use serde::{Deserialize, Serialize};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -120,7 +120,7 @@ async fn delete_pattern_takes_only_the_prefix(b: Backend) {
     assert_eq!(c.stats().invalidations, 2);
 }
 
-on_both_backends!(
+on_every_backend!(
     get_set_delete,
     many_at_once,
     set_if_absent_stores_once,

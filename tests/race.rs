@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use cachemacro_runtime::{Cache, cached, invalidates};
-use cachemacro_tests::{Backend, on_both_backends};
+use cachemacro_tests::{Backend, on_every_backend};
 use tokio::sync::Notify;
 
 /// The "database": rows, and two signals to hold a loader mid-load.
@@ -163,7 +163,7 @@ async fn stress_ends_with_no_stale_value(b: Backend) {
     );
 }
 
-on_both_backends!(
+on_every_backend!(
     race_on_exact_key,
     race_on_prefix,
     race_on_tag,

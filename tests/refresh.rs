@@ -1,13 +1,13 @@
 //! Early refresh (XFetch), stale-while-revalidate, fail-safe and load
-//! timeouts, on both backends. Memory runs on a paused clock; Redis ages a
-//! key by shortening its TTL (`Backend::age`), so both are exact.
+//! timeouts, on every backend. Memory runs on a paused clock; Redis and the
+//! cluster age a key by shortening its TTL (`Backend::age`), so all are exact.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, LoadTimeout, cached, invalidates};
-use cachemacro_tests::{Backend, eventually, on_both_backends_paused};
+use cachemacro_tests::{Backend, Server, eventually, on_every_backend_paused};
 use tokio::sync::watch;
 
 /// A source whose row changes, that can fail, be slow, or be held mid-load.
@@ -341,7 +341,7 @@ async fn beta_zero_never_refreshes_early(b: Backend) {
     assert_eq!((c.stats().early_refreshes, db.loads()), (0, 1));
 }
 
-on_both_backends_paused!(
+on_every_backend_paused!(
     stale_serves_the_old_value_while_one_refresh_runs,
     a_refresh_never_lands_over_an_invalidation,
     fail_safe_serves_the_last_value_when_the_body_fails,
@@ -357,7 +357,7 @@ on_both_backends_paused!(
 /// Plants another process's refresh lock on `key` (it is refreshing): a
 /// token and an expiry a minute ahead on the server's clock, written into
 /// the entry's header where the protocol keeps its lock (bytes 32..56).
-async fn foreign_refresh(server: &cachemacro_tests::RedisServer, key: &str) {
+async fn foreign_refresh(server: &Server, key: &str) {
     let mut raw = server.raw().await;
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut raw).await.unwrap();
     let until = secs * 1000 + micros / 1000 + 60_000;

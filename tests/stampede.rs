@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, cached};
-use cachemacro_tests::{Backend, on_both_backends};
+use cachemacro_tests::{Backend, on_every_backend};
 use tokio::sync::Notify;
 
 /// Counts body runs and can hold the body until released.
@@ -247,7 +247,7 @@ async fn jitter_spreads_expiries_within_bounds(b: Backend) {
     );
 }
 
-on_both_backends!(
+on_every_backend!(
     a_thousand_cold_callers_run_the_body_once,
     an_error_releases_the_waiters_who_load_themselves,
     a_panic_releases_the_waiters,

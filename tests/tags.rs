@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, cached, invalidates};
-use cachemacro_tests::{Backend, RedisServer, on_both_backends};
+use cachemacro_tests::{Backend, RedisServer, on_every_backend};
 use futures::StreamExt;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -119,7 +119,7 @@ async fn before_clears_even_when_the_body_fails(b: Backend) {
     );
 }
 
-on_both_backends!(
+on_every_backend!(
     a_tag_clears_every_entry_that_carries_it,
     patterns_and_tags_mix_in_one_attribute,
     manual_reads_respect_tags,
