@@ -177,9 +177,12 @@ impl Cache {
         self.store()
             .incr(&self.full_key(key), delta, ttl)
             .await
-            .inspect_err(|e| {
-                if !matches!(e, Error::NotAnInteger(_)) {
+            .map_err(|e| match e {
+                // The caller's key, not the namespaced one.
+                Error::NotAnInteger(_) => Error::NotAnInteger(key.to_owned()),
+                e => {
                     rec.add(|c| &c.errors, 1);
+                    e
                 }
             })
     }

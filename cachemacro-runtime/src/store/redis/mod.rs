@@ -227,8 +227,17 @@ impl Store for RedisStore {
 
     fn ping(&self, limit: Duration) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let ping = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
+            // Both connections, so the first invalidation does not pay for
+            // connecting (on a cluster: discovering the slots, then every
+            // primary) inside its operation timeout.
+            let (mut conn, mut bulk) = (self.conn.clone(), self.bulk.clone());
+            let ping = async move {
+                let cmd = redis::cmd("PING");
+                tokio::try_join!(
+                    cmd.query_async::<String>(&mut conn),
+                    cmd.query_async::<String>(&mut bulk),
+                )
+            };
             match tokio::time::timeout(limit, ping).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(Error::Connect {

@@ -1,0 +1,366 @@
+//! What only a Redis Cluster can show: entries spread over every primary,
+//! prefix deletes across nodes and through a slot migration, invalidations
+//! that wait for a replica, and a failover under load. The behaviour suite
+//! runs on a cluster as well (`on_cluster::*` in every behaviour file).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachemacro_runtime::{Cache, EntryOptions, Error};
+use cachemacro_tests::{RedisCluster, eventually};
+
+/// A cache on `cluster` with room for a loaded 2-core machine: these tests
+/// assert that nothing fails, not how fast.
+async fn patient(cluster: &RedisCluster) -> Cache {
+    cluster
+        .builder()
+        .operation_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect to the test cluster")
+}
+
+fn options() -> EntryOptions {
+    EntryOptions::new(Duration::from_secs(600))
+}
+
+/// Reads `key` through the cache; the loader counts its runs in `loads`
+/// and returns `value`.
+async fn read(cache: &Cache, key: &str, value: u64, loads: &Arc<AtomicU64>) -> u64 {
+    let loads = loads.clone();
+    cache
+        .get_or_load(key, &options(), move || async move {
+            loads.fetch_add(1, SeqCst);
+            Ok::<_, String>(value)
+        })
+        .await
+        .expect("the loader never fails")
+}
+
+/// Pointed at a cluster, every key is cached: 300 keys read twice load
+/// 300 times and hit 300 times, with no cache error, and every primary
+/// holds some of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_is_cached_and_every_primary_holds_some() {
+    let Some(shared) = RedisCluster::shared() else {
+        return;
+    };
+    let cluster = shared.in_fresh_namespace();
+    let cache = patient(&cluster).await;
+    let loads = Arc::new(AtomicU64::new(0));
+    for _ in 0..2 {
+        for i in 0..300 {
+            assert_eq!(read(&cache, &format!("spread:{i}"), i, &loads).await, i);
+        }
+    }
+    let stats = cache.stats();
+    assert_eq!(loads.load(SeqCst), 300);
+    assert_eq!((stats.hits, stats.errors), (300, 0), "{stats:?}");
+    let spread = cluster.keys_on_each_primary("spread:*").await;
+    assert_eq!(spread.len(), 3, "{spread:?}");
+    assert!(spread.iter().all(|(_, n)| *n > 0), "{spread:?}");
+    assert_eq!(spread.iter().map(|(_, n)| n).sum::<usize>(), 300);
+}
+
+/// `CacheBuilder::cluster` and a `redis+cluster://` URL carrying settings
+/// reach the same cluster; a malformed cluster URL is an error at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_urls_and_the_builder_reach_the_same_cluster() {
+    let Some(shared) = RedisCluster::shared() else {
+        return;
+    };
+    let cluster = shared.in_fresh_namespace();
+    let url = format!(
+        "{}?namespace={}&operation_timeout=300ms",
+        cluster.url(),
+        cluster.namespace()
+    );
+    let by_url = Cache::connect(&url).await.expect("a cluster URL connects");
+    by_url
+        .set("via-url", &7u32, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let seeds: Vec<String> = cluster
+        .url()
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let by_builder = Cache::builder()
+        .cluster(seeds[..1].to_vec())
+        .namespace(cluster.namespace())
+        .connect()
+        .await
+        .expect("one seed is enough");
+    assert_eq!(by_builder.get::<u32>("via-url").await.unwrap(), Some(7));
+    for (bad, says) in [
+        ("redis+cluster://127.0.0.1:7000/3", "only database 0"),
+        ("redis+cluster://127.0.0.1", "host and a port"),
+        (
+            "redis+cluster://127.0.0.1:7000?namespace=a&bogus=1",
+            "bogus",
+        ),
+    ] {
+        match Cache::connect(bad).await {
+            Err(Error::InvalidUrl { reason, .. }) => {
+                assert!(reason.contains(says), "{bad}: {reason}")
+            }
+            other => panic!("{bad}: expected InvalidUrl, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+/// A prefix delete reaches every primary: 3 000 keys spread over the three
+/// go, and nothing outside the prefix does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_delete_clears_every_primary() {
+    let Some(shared) = RedisCluster::shared() else {
+        return;
+    };
+    let cluster = shared.in_fresh_namespace();
+    let cache = patient(&cluster).await;
+    let entries: Vec<(String, u32)> = (0..3_000).map(|i| (format!("wide:{i}"), i)).collect();
+    let refs: Vec<(&str, &u32)> = entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    cache
+        .set_many(&refs, Duration::from_secs(600))
+        .await
+        .unwrap();
+    cache
+        .set("wider:1", &1u32, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(
+        cluster
+            .keys_on_each_primary("wide:*")
+            .await
+            .iter()
+            .all(|(_, n)| *n > 500)
+    );
+    assert_eq!(cache.delete_pattern("wide:*").await.unwrap(), 3_000);
+    let left = cluster.keys_on_each_primary("wide:*").await;
+    assert!(left.iter().all(|(_, n)| *n == 0), "{left:?}");
+    assert_eq!(cache.get::<u32>("wider:1").await.unwrap(), Some(1));
+}
+
+/// The node id of the node at `addr`.
+async fn node_id(cluster: &RedisCluster, addr: &str) -> String {
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query_async(&mut cluster.node(addr).await)
+        .await
+        .expect("CLUSTER MYID")
+}
+
+/// Mid-migration, a slot's keys are split between its source and its
+/// target; a prefix delete finds them on both (the source scanned first,
+/// the target's keys reached through `ASK`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_delete_during_a_slot_migration_clears_both_sides() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = patient(&cluster).await;
+    // One hash tag: every key in one slot.
+    let keys: Vec<String> = (0..100).map(|i| format!("moving:{{m}}:{i}")).collect();
+    for key in &keys {
+        cache
+            .set(key, &1u32, Duration::from_secs(600))
+            .await
+            .unwrap();
+    }
+    let source = cluster.primary_for(&keys[0]).await;
+    let target = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|p| *p != source)
+        .expect("another primary");
+    let (source_id, target_id) = (
+        node_id(&cluster, &source).await,
+        node_id(&cluster, &target).await,
+    );
+    let mut src = cluster.node(&source).await;
+    let mut dst = cluster.node(&target).await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(cluster.stored_key(&keys[0]))
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&source_id)
+        .query_async(&mut dst)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&target_id)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let (host, port) = target.rsplit_once(':').unwrap();
+    let moved: Vec<String> = keys[..50].iter().map(|k| cluster.stored_key(k)).collect();
+    let _: String = redis::cmd("MIGRATE")
+        .arg(host)
+        .arg(port)
+        .arg("")
+        .arg(0)
+        .arg(5_000)
+        .arg("KEYS")
+        .arg(&moved)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let split = cluster.keys_on_each_primary("moving:*").await;
+    let on = |addr: &str| {
+        split
+            .iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, n)| *n)
+            .unwrap()
+    };
+    assert_eq!((on(&source), on(&target)), (50, 50), "{split:?}");
+
+    assert_eq!(cache.delete_pattern("moving:*").await.unwrap(), 100);
+    let left = cluster.keys_on_each_primary("moving:*").await;
+    assert!(left.iter().all(|(_, n)| *n == 0), "{left:?}");
+    assert_eq!(cache.stats().invalidations_queued, 0);
+}
+
+/// An invalidation that no replica acknowledged has not landed (a failover
+/// could bring the old entry back): it is queued, the handle bypasses the
+/// cache, and once the replica answers it is replayed and caching resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_no_replica_acknowledged_is_replayed() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = cluster.cache().await;
+    let loads = Arc::new(AtomicU64::new(0));
+    read(&cache, "acked:1", 1, &loads).await;
+    let primary = cluster.primary_for("acked:1").await;
+    let (replica, _) = cluster
+        .replicas()
+        .await
+        .into_iter()
+        .find(|(_, p)| *p == primary)
+        .expect("the primary has a replica");
+    cluster.pause(&replica);
+    assert!(
+        cache.delete("acked:1").await.is_err(),
+        "no replica acknowledged it"
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.invalidations_queued, 1, "{stats:?}");
+    // Bypassed: the body runs although the key was just deleted on the primary.
+    read(&cache, "acked:1", 2, &loads).await;
+    read(&cache, "acked:1", 2, &loads).await;
+    assert_eq!(
+        loads.load(SeqCst),
+        3,
+        "bypassed while the invalidation is queued"
+    );
+    cluster.resume(&replica);
+    eventually("the invalidation is replayed", async || {
+        cache.stats().invalidations_replayed >= 1
+    })
+    .await;
+    read(&cache, "acked:1", 3, &loads).await;
+    assert_eq!(
+        read(&cache, "acked:1", 4, &loads).await,
+        3,
+        "caching resumed"
+    );
+}
+
+/// SIGKILL one primary while four tasks read: no call fails, its replica
+/// takes over and serves hits, and an invalidation issued while the
+/// primary was down is not lost (its key reads the new row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_under_load_fails_over_without_losing_an_invalidation() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = cluster.cache().await;
+    // The row behind `item:<i>`, bumped by writes.
+    let rows: Arc<Vec<AtomicU64>> = Arc::new((0..100).map(|_| AtomicU64::new(1)).collect());
+    let loads = Arc::new(AtomicU64::new(0));
+    let read_row = |cache: Cache, rows: Arc<Vec<AtomicU64>>, loads: Arc<AtomicU64>, i: usize| async move {
+        cache
+            .get_or_load(&format!("item:{i}"), &options(), move || async move {
+                loads.fetch_add(1, SeqCst);
+                Ok::<_, String>(rows[i].load(SeqCst))
+            })
+            .await
+    };
+    for i in 0..100 {
+        read_row(cache.clone(), rows.clone(), loads.clone(), i)
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for t in 0..4 {
+        let (cache, rows, loads, stop) = (cache.clone(), rows.clone(), loads.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut calls = 0u64;
+            while !stop.load(SeqCst) {
+                let i = (calls as usize * 7 + t) % 100;
+                let value = read_row(cache.clone(), rows.clone(), loads.clone(), i)
+                    .await
+                    .expect("a call never fails");
+                assert!(value >= 1);
+                calls += 1;
+                tokio::task::yield_now().await;
+            }
+            calls
+        }));
+    }
+    let victim_key = "item:42";
+    let primary = cluster.primary_for(victim_key).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.kill(&primary);
+    // A write while the primary is down: the row changes, then the key is
+    // invalidated (which cannot land now).
+    rows[42].store(2, SeqCst);
+    let _ = cache.delete(victim_key).await;
+    cluster.wait_for_failover().await;
+    eventually(
+        "the invalidation lands on the promoted replica",
+        async || {
+            let s = cache.stats();
+            s.invalidations_queued == 0 || s.invalidations_replayed >= 1
+        },
+    )
+    .await;
+    eventually("hits resume on the promoted replica", async || {
+        let before = cache.stats().hits;
+        read_row(cache.clone(), rows.clone(), loads.clone(), 42)
+            .await
+            .unwrap();
+        read_row(cache.clone(), rows.clone(), loads.clone(), 42)
+            .await
+            .unwrap();
+        cache.stats().hits > before
+    })
+    .await;
+    stop.store(true, SeqCst);
+    let mut calls = 0;
+    for reader in readers {
+        calls += reader.await.expect("no reader panicked");
+    }
+    assert!(calls > 100, "the readers kept going ({calls} calls)");
+    assert_eq!(
+        read_row(cache.clone(), rows.clone(), loads.clone(), 42)
+            .await
+            .unwrap(),
+        2,
+        "the invalidation issued during the failover was not lost"
+    );
+}
