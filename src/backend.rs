@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cachemacro_runtime::Cache;
+use cachemacro_runtime::{Cache, CacheBuilder};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -51,6 +51,23 @@ impl Server {
         match self {
             Server::Single(server) => server.plant(key, value, ms).await,
             Server::Cluster(cluster) => cluster.plant(key, value, ms).await,
+        }
+    }
+
+    /// A builder for a cache on this Redis (its URL and this test's
+    /// namespace), for tests that configure the cache themselves.
+    pub fn builder(&self) -> CacheBuilder {
+        match self {
+            Server::Single(server) => server.builder(),
+            Server::Cluster(cluster) => cluster.builder(),
+        }
+    }
+
+    /// A cache on this Redis with a short operation timeout.
+    pub async fn cache(&self) -> Cache {
+        match self {
+            Server::Single(server) => server.cache().await,
+            Server::Cluster(cluster) => cluster.cache().await,
         }
     }
 
@@ -240,5 +257,34 @@ macro_rules! on_every_backend {
         $crate::on_every_backend!(
             @memory (flavor = "multi_thread", worker_threads = 2) $($name),*
         );
+    };
+}
+
+/// Runs each `async fn name(server: Server)` on a redis-server of its own
+/// and on the test binary's shared cluster: `on_redis::name` and
+/// `on_cluster::name`. For what only Redis has (raw bytes, `SCAN`).
+#[macro_export]
+macro_rules! on_every_redis {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(server) = $crate::RedisServer::start() {
+                        super::$name($crate::Server::Single(server)).await;
+                    }
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(cluster) = $crate::RedisCluster::shared() {
+                        super::$name($crate::Server::Cluster(cluster.in_fresh_namespace())).await;
+                    }
+                }
+            )*
+        }
     };
 }

@@ -364,3 +364,45 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_invalidation()
         "the invalidation issued during the failover was not lost"
     );
 }
+
+/// A paused primary (SIGSTOP: connections open, nothing answers) costs
+/// the calls on its keys one operation timeout each, never a hang; keys on
+/// the other primaries keep hitting meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_primary_times_out_and_the_others_keep_hitting() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = cluster.cache().await;
+    let loads = Arc::new(AtomicU64::new(0));
+    let keys: Vec<String> = (0..30).map(|i| format!("part:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        read(&cache, key, i as u64, &loads).await;
+    }
+    let paused = cluster.primary_for(&keys[0]).await;
+    let mut elsewhere = Vec::new();
+    for key in &keys {
+        if cluster.primary_for(key).await != paused {
+            elsewhere.push(key.clone());
+        }
+    }
+    assert!(!elsewhere.is_empty());
+    cluster.pause(&paused);
+    let guard = Duration::from_secs(10);
+    let value = tokio::time::timeout(guard, read(&cache, &keys[0], 0, &loads))
+        .await
+        .expect("the call came back instead of hanging");
+    assert_eq!(value, 0, "the body's value");
+    let hits = cache.stats().hits;
+    for key in &elsewhere {
+        tokio::time::timeout(guard, read(&cache, key, 99, &loads))
+            .await
+            .expect("no hang");
+    }
+    assert_eq!(
+        cache.stats().hits - hits,
+        elsewhere.len() as u64,
+        "every key on a live primary hit"
+    );
+    cluster.resume(&paused);
+}

@@ -126,6 +126,29 @@ async fn no_stale_read_across_three_instances_on_redis() {
     assert_eq!(stress(handles, 4).await, 0);
 }
 
+/// The same on a cluster, where an entry, its tag versions and its lease
+/// live on different primaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_stale_read_across_three_instances_on_a_cluster() {
+    let Some(shared) = cachemacro_tests::RedisCluster::shared() else {
+        return;
+    };
+    let cluster = shared.in_fresh_namespace();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        // Room for a loaded machine: the writers assert that every
+        // invalidation lands, and on a cluster each also waits for a replica.
+        let handle = cluster
+            .builder()
+            .operation_timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap();
+        handles.push(handle);
+    }
+    assert_eq!(stress(handles, 4).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_stale_read_in_memory() {
     assert_eq!(stress(vec![Cache::memory()], 2).await, 0);

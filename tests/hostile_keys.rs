@@ -3,7 +3,7 @@
 //! through the generated code against real Redis (SCAN MATCH) and memory.
 
 use cachemacro_runtime::{Cache, cached, invalidates};
-use cachemacro_tests::RedisServer;
+use cachemacro_tests::{RedisCluster, RedisServer};
 use proptest::prelude::*;
 
 #[cached(key = "doc:<owner>:<name>", ttl = 60, cache = cache)]
@@ -107,6 +107,23 @@ fn hostile_values_stay_in_their_own_entries_on_redis() {
             Cache::builder()
                 .url(server.url())
                 .namespace(namespace)
+                .connect(),
+        )
+        .unwrap()
+    });
+}
+
+#[test]
+fn hostile_values_stay_in_their_own_entries_on_a_cluster() {
+    let Some(cluster) = RedisCluster::shared() else {
+        return;
+    };
+    run(|rt| {
+        // A namespace per case, so cases never see each other's entries.
+        let case = cluster.in_fresh_namespace();
+        rt.block_on(
+            case.builder()
+                .operation_timeout(std::time::Duration::from_secs(2))
                 .connect(),
         )
         .unwrap()

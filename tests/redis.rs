@@ -1,12 +1,13 @@
 //! Redis-only behaviour: outages, corrupt bytes, namespaces, SCAN paging.
-//! Every test runs its own redis-server, which it may stop, pause and restart.
+//! The outage tests run their own redis-server, which they stop, pause and
+//! restart; the rest run on a server of their own and on a cluster.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cachemacro_runtime::{Cache, Error, cached, invalidates};
-use cachemacro_tests::{RedisServer, eventually};
+use cachemacro_tests::{RedisServer, Server, eventually, on_every_redis};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("database error")]
@@ -215,11 +216,7 @@ async fn redis_down_at_boot() {
     .await;
 }
 
-#[tokio::test]
-async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+async fn corrupt_bytes_are_a_miss_and_get_overwritten(server: Server) {
     let cache = server.cache().await;
     let key = server.stored_key("user-collections:42");
     let mut raw = server.raw().await;
@@ -273,14 +270,11 @@ async fn corrupt_bytes_are_a_miss_and_get_overwritten() {
     assert_eq!((s.decode_errors, s.loads, s.hits), (3, 3, 1), "{s:?}");
 }
 
-#[tokio::test]
-async fn namespace_prefixes_keys_and_confines_patterns() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let shop = Cache::builder()
-        .url(server.url())
+async fn namespace_prefixes_keys_and_confines_patterns(server: Server) {
+    let shop = server
+        .builder()
         .namespace(server.stored_key("shop"))
+        .operation_timeout(Duration::from_secs(2))
         .connect()
         .await
         .unwrap();
@@ -307,12 +301,13 @@ async fn namespace_prefixes_keys_and_confines_patterns() {
     );
 }
 
-#[tokio::test]
-async fn prefix_delete_pages_through_scan_and_matches_literally() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let cache = server.cache().await;
+async fn prefix_delete_pages_through_scan_and_matches_literally(server: Server) {
+    let cache = server
+        .builder()
+        .operation_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap();
     let keys: Vec<String> = (0..2_500)
         .map(|i| format!("explore?q=cats&page={i}"))
         .collect();
@@ -380,11 +375,7 @@ async fn a_read_that_timed_out_does_not_leave_the_key_reserved() {
 
 /// Truncated entries and a tag version of the wrong size are misses, then
 /// overwritten: never a script error on every read.
-#[tokio::test]
-async fn truncated_entries_and_bad_tag_versions_are_misses() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+async fn truncated_entries_and_bad_tag_versions_are_misses(server: Server) {
     let cache = server.cache().await;
     let mut raw = server.raw().await;
     let mut truncated: Vec<u8> = vec![0xCA, 0xCE, 0x05, 0x01];
@@ -410,3 +401,10 @@ async fn truncated_entries_and_bad_tag_versions_are_misses() {
     let s = cache.stats();
     assert_eq!((s.errors, s.stores, s.hits), (0, 2, 2), "{s:?}");
 }
+
+on_every_redis!(
+    corrupt_bytes_are_a_miss_and_get_overwritten,
+    namespace_prefixes_keys_and_confines_patterns,
+    prefix_delete_pages_through_scan_and_matches_literally,
+    truncated_entries_and_bad_tag_versions_are_misses,
+);
