@@ -58,10 +58,14 @@ struct Nodes {
     dir: PathBuf,
     /// Other tests use it: no killing or pausing.
     shared: bool,
+    /// The certificates of a [`RedisCluster::start_tls`] cluster.
+    tls: Option<PathBuf>,
 }
 
 struct Node {
     port: u16,
+    /// The TLS port of a [`RedisCluster::start_tls`] node.
+    tls_port: Option<u16>,
     /// `None` once killed.
     child: Mutex<Option<Child>>,
     paused: AtomicBool,
@@ -89,6 +93,9 @@ impl Drop for Nodes {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(tls);
+        }
     }
 }
 
@@ -98,7 +105,7 @@ impl RedisCluster {
     /// `CI`). Its namespace is empty: take [`RedisCluster::in_fresh_namespace`].
     pub fn shared() -> Option<&'static RedisCluster> {
         static SHARED: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
-        match SHARED.get_or_init(|| Self::create(true)) {
+        match SHARED.get_or_init(|| Self::create(true, None)) {
             Ok(cluster) => Some(cluster),
             Err(why) => {
                 unavailable(why, REMEDY);
@@ -110,13 +117,52 @@ impl RedisCluster {
     /// A cluster of this test's own, for killing and pausing nodes; `None`
     /// when none can run here (said loudly; a failure under `CI`).
     pub fn start() -> Option<RedisCluster> {
-        match Self::create(false) {
+        match Self::create(false, None) {
             Ok(cluster) => Some(cluster),
             Err(why) => {
                 unavailable(&why, REMEDY);
                 None
             }
         }
+    }
+
+    /// A cluster of this test's own whose nodes also take TLS, with a
+    /// certificate for `localhost` and `127.0.0.1` from a fresh throwaway
+    /// CA ([`RedisCluster::ca_certificate`]); nodes talk to each other over
+    /// TLS, and tell TLS clients their TLS ports. The plain ports stay for
+    /// the harness's own checks. `None` when none can run here (said
+    /// loudly; a failure under `CI`).
+    pub fn start_tls() -> Option<RedisCluster> {
+        let started = crate::server::make_certificates().and_then(|dir| {
+            Self::create(false, Some(dir.clone())).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&dir);
+            })
+        });
+        match started {
+            Ok(cluster) => Some(cluster),
+            Err(why) => {
+                unavailable(&format!("{why} (needed for the TLS cluster test)"), REMEDY);
+                None
+            }
+        }
+    }
+
+    /// `rediss+cluster://127.0.0.1:<tls port>,…` of a TLS cluster.
+    pub fn tls_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .seeds
+            .iter()
+            .filter_map(|&port| self.node_of(port)?.tls_port)
+            .map(addr)
+            .collect();
+        assert!(!seeds.is_empty(), "not a TLS cluster");
+        format!("rediss+cluster://{}", seeds.join(","))
+    }
+
+    /// The CA that signed a TLS cluster's certificate.
+    pub fn ca_certificate(&self) -> Option<PathBuf> {
+        self.nodes.tls.as_ref().map(|dir| dir.join("ca.pem"))
     }
 
     /// A handle on the same nodes under a namespace no other test uses.
@@ -127,7 +173,7 @@ impl RedisCluster {
         }
     }
 
-    fn create(shared: bool) -> Result<RedisCluster, String> {
+    fn create(shared: bool, tls: Option<PathBuf>) -> Result<RedisCluster, String> {
         remove_stale_directories();
         let dir = std::env::temp_dir().join(format!("cachemacro-cluster-{}", unique()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -136,12 +182,14 @@ impl RedisCluster {
             seeds: Vec::new(),
             dir,
             shared,
+            tls,
         };
         // On any error below, dropping `nodes` kills what was started.
         for _ in 0..2 * PRIMARIES {
-            let (port, child) = start_node(&nodes.dir)?;
+            let (port, tls_port, child) = start_node(&nodes.dir, nodes.tls.as_deref())?;
             nodes.nodes.push(Node {
                 port,
+                tls_port,
                 child: Mutex::new(Some(child)),
                 paused: AtomicBool::new(false),
             });
@@ -401,11 +449,14 @@ impl RedisCluster {
 
 /// Starts one cluster node in `dir` on fresh ports (a port found free can
 /// be taken before redis binds it: a few tries).
-fn start_node(dir: &std::path::Path) -> Result<(u16, Child), String> {
+fn start_node(
+    dir: &std::path::Path,
+    tls: Option<&std::path::Path>,
+) -> Result<(u16, Option<u16>, Child), String> {
     let mut last = String::new();
     for _ in 0..5 {
-        let ports = free_ports(2);
-        let (port, bus) = (ports[0], ports[1]);
+        let ports = free_ports(3);
+        let (port, bus, tls_port) = (ports[0], ports[1], tls.map(|_| ports[2]));
         let mut extra: Vec<OsString> = Vec::new();
         let mut set = |name: &str, value: OsString| {
             extra.push(format!("--{name}").into());
@@ -428,8 +479,17 @@ fn start_node(dir: &std::path::Path) -> Result<(u16, Child), String> {
         // Replicas keep the snapshot of a full sync: in this cluster's directory.
         set("dir", dir.into());
         set("dbfilename", format!("dump-{port}.rdb").into());
+        if let (Some(certs), Some(tls_port)) = (tls, tls_port) {
+            set("tls-port", tls_port.to_string().into());
+            set("tls-cluster", "yes".into());
+            set("tls-replication", "yes".into());
+            set("tls-auth-clients", "no".into());
+            set("tls-cert-file", certs.join("cert.pem").into());
+            set("tls-key-file", certs.join("key.pem").into());
+            set("tls-ca-cert-file", certs.join("ca.pem").into());
+        }
         match spawn(port, None, None, &extra) {
-            Ok(child) => return Ok((port, child)),
+            Ok(child) => return Ok((port, tls_port, child)),
             Err(e) => last = e,
         }
     }

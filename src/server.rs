@@ -98,11 +98,11 @@ fn openssl(args: &[&str], dir: &Path) -> Result<(), String> {
 
 /// A throwaway CA (`ca.pem`) and a certificate it signed for `localhost`
 /// and `127.0.0.1` (`cert.pem`, `key.pem`), in a fresh directory.
-fn make_certificates() -> Result<PathBuf, String> {
+pub(crate) fn make_certificates() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("cachemacro-tls-{}", unique()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-               keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n";
+               keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n";
     std::fs::write(dir.join("server.ext"), ext).map_err(|e| e.to_string())?;
     let days = ["-days", "1"];
     openssl(
