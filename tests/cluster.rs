@@ -280,8 +280,9 @@ async fn an_invalidation_no_replica_acknowledged_is_replayed() {
 }
 
 /// SIGKILL one primary while four tasks read: no call fails, its replica
-/// takes over and serves hits, and an invalidation issued while the
-/// primary was down is not lost (its key reads the new row).
+/// takes over and serves hits, and invalidations issued while the primary
+/// was down (of a key, and of a prefix whose scan it fails) are not lost:
+/// their keys read the new rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_load_fails_over_without_losing_an_invalidation() {
     let Some(cluster) = RedisCluster::start() else {
@@ -324,18 +325,44 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_invalidation()
     }
     let victim_key = "item:42";
     let primary = cluster.primary_for(victim_key).await;
+    // A prefix with a key on the doomed primary: `item:<d>*` for the
+    // first digit of one of its keys (other than 42).
+    let mut digit = None;
+    for i in (0..100).filter(|&i| i != 42) {
+        if cluster.primary_for(&format!("item:{i}")).await == primary {
+            digit = i.to_string().chars().next();
+            break;
+        }
+    }
+    let digit = digit.expect("the primary holds more than one of 100 keys");
+    let by_prefix: Vec<usize> = (0..100)
+        .filter(|i| i.to_string().starts_with(digit) && *i != 42)
+        .collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     cluster.kill(&primary);
-    // A write while the primary is down: the row changes, then the key is
-    // invalidated (which cannot land now).
+    // Writes while the primary is down: rows change, then their keys are
+    // invalidated, one exactly and the rest by prefix; neither can land now.
     rows[42].store(2, SeqCst);
-    let _ = cache.delete(victim_key).await;
+    assert!(
+        cache.delete(victim_key).await.is_err(),
+        "its primary is down"
+    );
+    for &i in &by_prefix {
+        rows[i].store(2, SeqCst);
+    }
+    assert!(
+        cache
+            .delete_pattern(&format!("item:{digit}*"))
+            .await
+            .is_err(),
+        "one primary cannot be scanned"
+    );
     cluster.wait_for_failover().await;
     eventually(
-        "the invalidation lands on the promoted replica",
+        "the invalidations land on the promoted replica",
         async || {
             let s = cache.stats();
-            s.invalidations_queued == 0 || s.invalidations_replayed >= 1
+            s.invalidations_replayed >= s.invalidations_queued
         },
     )
     .await;
@@ -356,13 +383,15 @@ async fn a_primary_killed_under_load_fails_over_without_losing_an_invalidation()
         calls += reader.await.expect("no reader panicked");
     }
     assert!(calls > 100, "the readers kept going ({calls} calls)");
-    assert_eq!(
-        read_row(cache.clone(), rows.clone(), loads.clone(), 42)
-            .await
-            .unwrap(),
-        2,
-        "the invalidation issued during the failover was not lost"
-    );
+    for i in by_prefix.into_iter().chain([42]) {
+        assert_eq!(
+            read_row(cache.clone(), rows.clone(), loads.clone(), i)
+                .await
+                .unwrap(),
+            2,
+            "item:{i}: an invalidation issued during the failover was lost"
+        );
+    }
 }
 
 /// A paused primary (SIGSTOP: connections open, nothing answers) costs
@@ -405,4 +434,42 @@ async fn a_paused_primary_times_out_and_the_others_keep_hitting() {
         "every key on a live primary hit"
     );
     cluster.resume(&paused);
+}
+
+#[cachemacro_runtime::cached(key = "user:{<user_id>}:collections", ttl = "1h", cache = cache)]
+async fn collections(cache: &Cache, user_id: u64) -> Vec<String> {
+    vec![format!("collections of {user_id}")]
+}
+
+#[cachemacro_runtime::cached(key = "user:{<user_id>}:profile", ttl = "1h", cache = cache)]
+async fn profile(cache: &Cache, user_id: u64) -> String {
+    format!("profile of {user_id}")
+}
+
+/// A hash tag in a template puts one user's keys in one slot (so on one
+/// primary), and users still spread over the primaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_tags_in_templates_keep_a_users_keys_together() {
+    let Some(shared) = RedisCluster::shared() else {
+        return;
+    };
+    let cluster = shared.in_fresh_namespace();
+    let cache = patient(&cluster).await;
+    let mut homes = std::collections::BTreeSet::new();
+    for user in 0..30 {
+        collections(&cache, user).await;
+        profile(&cache, user).await;
+        assert_eq!(profile(&cache, user).await, format!("profile of {user}"));
+        let placed: Vec<(String, usize)> = cluster
+            .keys_on_each_primary(&format!("user:{{{user}}}:*"))
+            .await
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(placed.len(), 1, "user {user}: {placed:?}");
+        assert_eq!(placed[0].1, 2, "user {user}: both keys");
+        homes.insert(placed[0].0.clone());
+    }
+    assert_eq!(homes.len(), 3, "30 users spread over every primary");
+    assert_eq!(cache.stats().hits, 30);
 }

@@ -6,7 +6,10 @@
 //! * A prefix delete asks every primary for its view of itself (`CLUSTER
 //!   NODES`), checks that those views cover all 16 384 slots, and then runs
 //!   `SCAN … MATCH` / `UNLINK` on each primary, continuing each node's
-//!   cursor on that node.
+//!   cursor on that node. Which nodes are primaries is asked of the
+//!   cluster (`CLUSTER SLOTS`), not taken from the client's map: redis-rs
+//!   keeps a primary that died in its map after a failover, and silently
+//!   leaves it out of a request to all primaries.
 //! * A slot being migrated can only move keys from its source to its
 //!   target, so the source is scanned before the target: a key that moves
 //!   mid-scan is found on the target. Views that differ after the scan
@@ -22,12 +25,10 @@
 //!   it is not waited on. `WAIT` blocks its connection, which is why it
 //!   never runs on the connection reads use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr,
-};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Value};
 
 use super::{RedisStore, SCAN_COUNT};
@@ -91,11 +92,17 @@ impl Primary {
     }
 }
 
+/// Whether the primaries' own views claim every slot (they may not, for a
+/// moment, while a failover or a migration settles).
+fn covers_every_slot(primaries: &[Primary]) -> bool {
+    let covered: HashSet<usize> = primaries.iter().flat_map(Primary::owned).collect();
+    (0..SLOTS).all(|s| covered.contains(&s))
+}
+
 /// Orders primaries so every migration's source comes before its target.
 /// `None` when the views do not cover every slot, or migrations form a cycle.
 pub(super) fn scan_order(primaries: &[Primary]) -> Option<Vec<&Primary>> {
-    let covered: HashSet<usize> = primaries.iter().flat_map(Primary::owned).collect();
-    if covered.len() != SLOTS || covered.iter().any(|&s| s >= SLOTS) {
+    if !covers_every_slot(primaries) {
         return None;
     }
     let by_id: HashMap<&str, &Primary> = primaries.iter().map(|p| (p.id.as_str(), p)).collect();
@@ -115,6 +122,34 @@ pub(super) fn scan_order(primaries: &[Primary]) -> Option<Vec<&Primary>> {
         order.push(*by_id.get(next.id.as_str())?);
     }
     Some(order)
+}
+
+/// The primaries a `CLUSTER SLOTS` reply names, as `endpoint:port`.
+fn slot_owners(reply: Value) -> Option<BTreeSet<String>> {
+    let Value::Array(ranges) = reply else {
+        return None;
+    };
+    let mut owners = BTreeSet::new();
+    for range in ranges {
+        let Value::Array(parts) = range else {
+            return None;
+        };
+        let Some(Value::Array(primary)) = parts.get(2) else {
+            return None;
+        };
+        let endpoint: String = redis::from_redis_value(primary.first()?.clone()).ok()?;
+        let port: u16 = redis::from_redis_value(primary.get(1)?.clone()).ok()?;
+        // `?` or empty: an endpoint the node does not know; ours to refuse.
+        if endpoint.is_empty() || endpoint == "?" {
+            return None;
+        }
+        owners.insert(if endpoint.contains(':') {
+            format!("[{endpoint}]:{port}")
+        } else {
+            format!("{endpoint}:{port}")
+        });
+    }
+    Some(owners)
 }
 
 /// `host:port` as a route to that node.
@@ -165,31 +200,31 @@ impl RedisStore {
             .await
     }
 
-    /// Every primary's view of itself.
+    /// Every primary's view of itself. Which nodes are primaries comes
+    /// from the cluster (`CLUSTER SLOTS`, whose endpoints are the ones the
+    /// client connects to), not from the client's map, which can still
+    /// name a primary that died.
     pub(super) async fn primaries(&self) -> Result<Vec<Primary>, Error> {
-        let reply = self
+        let slots = self
             .route(
-                redis::cmd("CLUSTER").arg("NODES").clone(),
-                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
             .await?;
-        let Value::Map(per_node) = reply else {
-            return Err(unexpected("CLUSTER NODES"));
-        };
-        let mut primaries = Vec::with_capacity(per_node.len());
-        for (addr, text) in per_node {
-            let addr: String =
-                redis::from_redis_value(addr).map_err(|_| unexpected("CLUSTER NODES"))?;
-            if let Value::ServerError(e) = &text {
-                return Err(Error::Backend(
-                    format!("{addr} answered CLUSTER NODES with {e:?}").into(),
-                ));
-            }
+        let owners = slot_owners(slots).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
+        let views = owners.into_iter().map(|addr| async move {
+            let node = by_address(&addr).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
+            let text = self
+                .route(
+                    redis::cmd("CLUSTER").arg("NODES").clone(),
+                    RoutingInfo::SingleNode(node),
+                )
+                .await?;
             let text: String =
                 redis::from_redis_value(text).map_err(|_| unexpected("CLUSTER NODES"))?;
-            primaries
-                .push(Primary::parse(&addr, &text).ok_or_else(|| unexpected("CLUSTER NODES"))?);
-        }
+            Primary::parse(&addr, &text).ok_or_else(|| unexpected("CLUSTER NODES"))
+        });
+        let mut primaries = futures_util::future::try_join_all(views).await?;
         primaries.sort_by(|a, b| a.addr.cmp(&b.addr));
         Ok(primaries)
     }
@@ -373,6 +408,47 @@ c 127.0.0.1:7004@17004 slave a 0 1 1 connected
         let a = primary("a", &["0-8191", "[1->-b]"]);
         let b = primary("b", &["8192-16383", "[9000->-a]"]);
         assert!(scan_order(&[a, b]).is_none(), "migrations in a cycle");
+    }
+
+    #[test]
+    fn slot_replies_name_the_primaries() {
+        let node = |host: &str, port: i64, id: &str| {
+            Value::Array(vec![
+                Value::BulkString(host.into()),
+                Value::Int(port),
+                Value::BulkString(id.into()),
+            ])
+        };
+        let range = |from, to, primary, replica| {
+            Value::Array(vec![Value::Int(from), Value::Int(to), primary, replica])
+        };
+        let reply = Value::Array(vec![
+            range(
+                0,
+                5460,
+                node("10.0.0.1", 7000, "a"),
+                node("10.0.0.4", 7000, "d"),
+            ),
+            range(
+                5461,
+                9000,
+                node("::1", 7001, "b"),
+                node("10.0.0.5", 7000, "e"),
+            ),
+            range(
+                9001,
+                16383,
+                node("10.0.0.1", 7000, "a"),
+                node("10.0.0.4", 7000, "d"),
+            ),
+        ]);
+        let owners: Vec<String> = slot_owners(reply)
+            .expect("well formed")
+            .into_iter()
+            .collect();
+        assert_eq!(owners, ["10.0.0.1:7000", "[::1]:7001"]);
+        let unknown = Value::Array(vec![range(0, 16383, node("?", 7000, "a"), Value::Nil)]);
+        assert!(slot_owners(unknown).is_none());
     }
 
     #[test]
