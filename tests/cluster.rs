@@ -473,3 +473,127 @@ async fn hash_tags_in_templates_keep_a_users_keys_together() {
     assert_eq!(homes.len(), 3, "30 users spread over every primary");
     assert_eq!(cache.stats().hits, 30);
 }
+
+/// An invalidation whose primary dies before any replica has it did not
+/// land, even if the primary had run its `UNLINK`: the `WAIT` that follows
+/// it cannot be answered by another node or another connection. It is
+/// queued, and replayed on the promoted replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_lost_with_its_primary_is_replayed() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = patient(&cluster).await;
+    let loads = Arc::new(AtomicU64::new(0));
+    read(&cache, "{v}victim", 1, &loads).await;
+    let primary = cluster.primary_for("{v}victim").await;
+    let (replica, _) = cluster
+        .replicas()
+        .await
+        .into_iter()
+        .find(|(_, p)| *p == primary)
+        .expect("the primary has a replica");
+    eventually("the entry reached the replica", async || {
+        let mut r = cluster.node(&replica).await;
+        let _: () = redis::cmd("READONLY").query_async(&mut r).await.unwrap();
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg("{v}victim")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        v.is_some()
+    })
+    .await;
+    cluster.pause(&replica);
+    // Fill the replication link, so the `UNLINK` stays in the primary's
+    // buffers and dies with it, as in a crash.
+    let mut raw = cluster.raw().await;
+    let _: () = redis::cmd("SET")
+        .arg("{v}filler")
+        .arg(vec![b'x'; 24 << 20])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let deleting = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.delete("{v}victim").await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.kill(&primary);
+    let result = deleting.await.unwrap();
+    assert!(result.is_err(), "landed without a replica: {result:?}");
+    cluster.resume(&replica);
+    cluster.wait_for_failover().await;
+    eventually("the invalidation is replayed", async || {
+        let s = cache.stats();
+        s.invalidations_replayed >= s.invalidations_queued
+    })
+    .await;
+    let fresh = patient(&cluster).await;
+    assert_eq!(
+        read(&fresh, "{v}victim", 2, &loads).await,
+        2,
+        "not the old entry"
+    );
+}
+
+/// While a tag's slot migrates, fills that carry the tag still store: every
+/// command of a batch touches one key, so the client can follow `ASK`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_with_a_tag_in_a_migrating_slot_still_store() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let cache = patient(&cluster).await;
+    let tag_key = "__cachemacro:tag:{m}t";
+    let source = cluster.primary_for(tag_key).await;
+    let target = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|p| *p != source)
+        .expect("another primary");
+    let (source_id, target_id) = (
+        node_id(&cluster, &source).await,
+        node_id(&cluster, &target).await,
+    );
+    let mut src = cluster.node(&source).await;
+    let mut dst = cluster.node(&target).await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(tag_key)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&source_id)
+        .query_async(&mut dst)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&target_id)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    let tagged = options().tags(["{m}t"]);
+    let loads = Arc::new(AtomicU64::new(0));
+    for _ in 0..3 {
+        let loads = loads.clone();
+        let v: u64 = cache
+            .get_or_load("page:1", &tagged, move || async move {
+                loads.fetch_add(1, SeqCst);
+                Ok::<_, String>(1)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+    let s = cache.stats();
+    assert_eq!((loads.load(SeqCst), s.hits, s.errors), (1, 2, 0), "{s:?}");
+}

@@ -211,13 +211,13 @@ impl StatsRegistry {
         if family.is_empty() {
             return self.recorder("");
         }
-        if let Some((id, counters)) = slot.0.get() {
-            if *id == self.id {
-                return Recorder {
-                    total: &self.total,
-                    family: Family::Remembered(counters),
-                };
-            }
+        if let Some((id, counters)) = slot.0.get()
+            && *id == self.id
+        {
+            return Recorder {
+                total: &self.total,
+                family: Family::Remembered(counters),
+            };
         }
         let recorder = self.recorder(family);
         if let Family::Looked(counters) = &recorder.family {

@@ -344,10 +344,13 @@ impl<'a> CachedFn<'a> {
                 None
             }
         };
-        if let (Some((_, span)), Some(r)) = (&args.none_ttl, &returns) {
-            if !matches!(r, Returns::Option { .. }) {
-                errors.push_at(*span, "`none_ttl` caches `None` results, so it needs a function returning `Option<T>`");
-            }
+        if let (Some((_, span)), Some(r)) = (&args.none_ttl, &returns)
+            && !matches!(r, Returns::Option { .. })
+        {
+            errors.push_at(
+                *span,
+                "`none_ttl` caches `None` results, so it needs a function returning `Option<T>`",
+            );
         }
         let duration =
             |arg: &Option<(crate::args::Ttl, Span)>| arg.as_ref().map(|(t, _)| t.duration);
@@ -360,10 +363,10 @@ impl<'a> CachedFn<'a> {
                 errors.push_at(soft.span, "`timeout` must be shorter than `hard_timeout`: past `timeout` an old value is served, past `hard_timeout` the load is given up");
             }
         }
-        if let (Some((_, span)), Some(r)) = (&args.hard_timeout, &returns) {
-            if !matches!(r, Returns::Result { .. }) {
-                errors.push_at(*span, "`hard_timeout` gives a slow load up with an error, so it needs a function returning `Result<T, E>` with `E: From<cachemacro_runtime::LoadTimeout>`");
-            }
+        if let (Some((_, span)), Some(r)) = (&args.hard_timeout, &returns)
+            && !matches!(r, Returns::Result { .. })
+        {
+            errors.push_at(*span, "`hard_timeout` gives a slow load up with an error, so it needs a function returning `Result<T, E>` with `E: From<cachemacro_runtime::LoadTimeout>`");
         }
         let spawn_arg = args
             .stale

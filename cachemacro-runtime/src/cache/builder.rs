@@ -312,15 +312,15 @@ impl CacheBuilder {
                 ),
             );
         }
-        if let Some(url) = self.url.as_deref().map(str::trim) {
-            if let Some(nodes) = cluster_url::nodes(url) {
-                let nodes = nodes.map_err(|reason| Error::InvalidUrl {
-                    url: redact(url),
-                    reason,
-                })?;
-                let described = redact(url);
-                return self.build_cluster(&nodes, described);
-            }
+        if let Some(url) = self.url.as_deref().map(str::trim)
+            && let Some(nodes) = cluster_url::nodes(url)
+        {
+            let nodes = nodes.map_err(|reason| Error::InvalidUrl {
+                url: redact(url),
+                reason,
+            })?;
+            let described = redact(url);
+            return self.build_cluster(&nodes, described);
         }
         let store: Arc<dyn Store> = match self.url.as_deref().map(str::trim) {
             None | Some("") => Arc::new(MemoryStore::new(self.memory_bytes)),

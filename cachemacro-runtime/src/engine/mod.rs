@@ -341,14 +341,15 @@ where
                     return serve_kept::<C, O, P, L>(call, load, policy, fill, value, old);
                 }
                 let someone_else = !fill.refreshing;
-                if lock && someone_else && !serves_kept_now(options, since, false) {
-                    if let Some(next) =
+                if lock
+                    && someone_else
+                    && !serves_kept_now(options, since, false)
+                    && let Some(next) =
                         wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed()).await
-                    {
-                        drop(fill);
-                        read_now = next;
-                        continue;
-                    }
+                {
+                    drop(fill);
+                    read_now = next;
+                    continue;
                 }
                 let fallback = fail_safe_allows(options, since).then_some((value, old));
                 return load_and_store::<C, O, P, L>(
@@ -363,13 +364,13 @@ where
             }
             Read::Miss { expect, busy } => {
                 drop(fill.take());
-                if busy && lock {
-                    if let Some(next) =
+                if busy
+                    && lock
+                    && let Some(next) =
                         wait_for_other::<C, P::Stored>(call, &mut waiting, policy.typed()).await
-                    {
-                        read_now = next;
-                        continue;
-                    }
+                {
+                    read_now = next;
+                    continue;
                 }
                 match lease(call, expect).await {
                     Ok((Acquire::Changed, _)) if changes < ROUNDS => {

@@ -241,8 +241,8 @@ mod properties {
             let mut holes = holes.into_iter();
             let mut next_hole = holes.next();
             while at < key.len() {
-                if let Some((start, len)) = next_hole {
-                    if at >= start % (key.len() + 1) && key[at].1 {
+                if let Some((start, len)) = next_hole
+                    && at >= start % (key.len() + 1) && key[at].1 {
                         let run = key[at..]
                             .iter()
                             .take(len)
@@ -253,7 +253,6 @@ mod properties {
                         next_hole = holes.next();
                         continue;
                     }
-                }
                 pattern.push(Token::Lit(key[at].0));
                 at += 1;
             }

@@ -25,6 +25,7 @@
 //!   on any miss), entries can then be judged by up to that difference off,
 //!   within their grace: a kept entry may be served as fresh.
 
+use std::sync::Mutex;
 use std::sync::atomic::{
     AtomicI64, AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
@@ -46,6 +47,9 @@ pub(super) struct ServerClock {
     offset: AtomicI64,
     /// Local ms since `base` at the last measure, plus one (0: never).
     measured: AtomicU64,
+    /// Taken to record a sample: comparing with the offset in use and
+    /// replacing it is one step, so a sample behind cannot win a race.
+    recording: Mutex<()>,
 }
 
 impl ServerClock {
@@ -54,6 +58,7 @@ impl ServerClock {
             base: Instant::now(),
             offset: AtomicI64::new(0),
             measured: AtomicU64::new(0),
+            recording: Mutex::new(()),
         }
     }
 
@@ -75,6 +80,10 @@ impl ServerClock {
         }
         let midpoint = i64::try_from(sent / 2 + received / 2).unwrap_or(i64::MAX);
         let offset = server_ms.saturating_sub(midpoint);
+        let _one_at_a_time = self
+            .recording
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let measured = self.measured.load(Acquire);
         let expired =
             measured == 0 || received.saturating_sub(measured - 1) > FRESH_FOR.as_millis() as u64;

@@ -18,18 +18,25 @@
 //!   queued and replayed like any failed one.
 //! * Redis replicates asynchronously: a primary that dies right after an
 //!   `UNLINK` can fail over to a replica that never saw it, bringing the
-//!   old entry back. So on a cluster every invalidation runs on the store's
-//!   second connection and ends with `WAIT 1` on each primary it touched
-//!   that has replicas: until one replica has it, it has not landed (it is
-//!   queued and replayed). A primary without replicas cannot fail over, so
-//!   it is not waited on. `WAIT` blocks its connection, which is why it
-//!   never runs on the connection reads use.
+//!   old entry back. So on a cluster an invalidation counts as landed only
+//!   once a replica of each primary it touched has it: its `UNLINK`s end
+//!   with `WAIT 1` on the same connection (in one pipeline for exact keys;
+//!   for a prefix, checked by the connection's `CLIENT ID`, since `WAIT`
+//!   covers only the writes of its own connection), or it fails and is
+//!   queued and replayed. Which primaries have replicas comes from the
+//!   cluster (`CLUSTER SLOTS` lists every replica not marked failed, also
+//!   one whose link is down for now); a primary without any cannot fail
+//!   over, so it is not waited on. `WAIT` blocks its connection, which is
+//!   why invalidations run on the second connection, never the reads'.
+//! * Every command of an invalidation is routed to a node by address, from
+//!   that map: redis-rs's own split of a multi-slot `UNLINK` silently
+//!   drops the part for a node it has no connection to.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
-use redis::{Cmd, Value};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, Pipeline, Value};
 
 use super::{RedisStore, SCAN_COUNT};
 use crate::Error;
@@ -50,11 +57,13 @@ pub(super) struct Primary {
     /// Slot ranges and migration markers, as printed (`0-5460`,
     /// `[93->-<target id>]`, `[93-<-<source id>]`).
     slots: Vec<String>,
+    /// Its replicas not marked failed, as the cluster's slot map lists them.
+    replicas: usize,
 }
 
 impl Primary {
     /// Reads the `myself` line of a node's `CLUSTER NODES`.
-    fn parse(addr: &str, nodes: &str) -> Option<Primary> {
+    fn parse(addr: &str, nodes: &str, replicas: usize) -> Option<Primary> {
         let line = nodes.lines().find(|l| {
             l.split_whitespace()
                 .nth(2)
@@ -67,6 +76,7 @@ impl Primary {
             addr: addr.to_owned(),
             id: fields[0].to_owned(),
             slots,
+            replicas,
         })
     }
 
@@ -124,32 +134,100 @@ pub(super) fn scan_order(primaries: &[Primary]) -> Option<Vec<&Primary>> {
     Some(order)
 }
 
-/// The primaries a `CLUSTER SLOTS` reply names, as `endpoint:port`.
-fn slot_owners(reply: Value) -> Option<BTreeSet<String>> {
-    let Value::Array(ranges) = reply else {
+/// The hash slot of `key`, as Redis Cluster computes it: CRC16 of the key,
+/// or of its first non-empty `{…}` (a hash tag), modulo 16 384.
+pub(super) fn slot_of(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % SLOTS as u16
+}
+
+/// Which primary serves which slots (`CLUSTER SLOTS`, whose endpoints are
+/// the ones clients connect to), and how many replicas each has (`CLUSTER
+/// NODES`: `CLUSTER SLOTS` leaves out a replica whose replication offset
+/// it has not heard of yet), as one node of the cluster says.
+#[derive(Debug, Default)]
+pub(super) struct SlotMap {
+    /// `(first slot, last slot, primary as endpoint:port)`.
+    ranges: Vec<(u16, u16, String)>,
+    /// Replicas (not marked failed) of each primary.
+    replicas: BTreeMap<String, usize>,
+}
+
+impl SlotMap {
+    /// Reads a `CLUSTER SLOTS` reply and the same node's `CLUSTER NODES`;
+    /// `None` when malformed, or when a node's endpoint is unknown (`?`,
+    /// empty).
+    fn parse(slots: Value, nodes: &str) -> Option<SlotMap> {
+        let Value::Array(ranges) = slots else {
+            return None;
+        };
+        let mut map = SlotMap::default();
+        for range in ranges {
+            let Value::Array(parts) = range else {
+                return None;
+            };
+            let from: u16 = redis::from_redis_value(parts.first()?.clone()).ok()?;
+            let to: u16 = redis::from_redis_value(parts.get(1)?.clone()).ok()?;
+            let (primary, id) = endpoint(parts.get(2)?)?;
+            map.replicas
+                .insert(primary.clone(), replicas_of(nodes, &id));
+            map.ranges.push((from, to, primary));
+        }
+        Some(map)
+    }
+
+    /// The primary serving `slot`.
+    fn owner(&self, slot: u16) -> Option<&str> {
+        self.ranges
+            .iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&slot))
+            .map(|(_, _, owner)| owner.as_str())
+    }
+
+    fn replicas(&self, primary: &str) -> usize {
+        self.replicas.get(primary).copied().unwrap_or(0)
+    }
+}
+
+/// `endpoint:port` and id of a node in a `CLUSTER SLOTS` range.
+fn endpoint(node: &Value) -> Option<(String, String)> {
+    let Value::Array(node) = node else {
         return None;
     };
-    let mut owners = BTreeSet::new();
-    for range in ranges {
-        let Value::Array(parts) = range else {
-            return None;
-        };
-        let Some(Value::Array(primary)) = parts.get(2) else {
-            return None;
-        };
-        let endpoint: String = redis::from_redis_value(primary.first()?.clone()).ok()?;
-        let port: u16 = redis::from_redis_value(primary.get(1)?.clone()).ok()?;
-        // `?` or empty: an endpoint the node does not know; ours to refuse.
-        if endpoint.is_empty() || endpoint == "?" {
-            return None;
-        }
-        owners.insert(if endpoint.contains(':') {
-            format!("[{endpoint}]:{port}")
-        } else {
-            format!("{endpoint}:{port}")
-        });
+    let endpoint: String = redis::from_redis_value(node.first()?.clone()).ok()?;
+    let port: u16 = redis::from_redis_value(node.get(1)?.clone()).ok()?;
+    let id: String = redis::from_redis_value(node.get(2)?.clone()).ok()?;
+    // `?` or empty: an endpoint the node does not know; ours to refuse.
+    if endpoint.is_empty() || endpoint == "?" {
+        return None;
     }
-    Some(owners)
+    let addr = if endpoint.contains(':') {
+        format!("[{endpoint}]:{port}")
+    } else {
+        format!("{endpoint}:{port}")
+    };
+    Some((addr, id))
+}
+
+/// The replicas of primary `id` in a `CLUSTER NODES` text that are not
+/// marked failed (one only suspected, `fail?`, counts: it may be elected).
+fn replicas_of(nodes: &str, id: &str) -> usize {
+    nodes
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags: Vec<&str> = fields.get(2).map_or(Vec::new(), |f| f.split(',').collect());
+            flags.iter().any(|f| *f == "slave" || *f == "replica")
+                && !flags
+                    .iter()
+                    .any(|f| matches!(*f, "fail" | "handshake" | "noaddr"))
+                && fields.get(3) == Some(&id)
+        })
+        .count()
 }
 
 /// `host:port` as a route to that node.
@@ -162,21 +240,6 @@ fn by_address(addr: &str) -> Option<SingleNodeRoutingInfo> {
             .to_owned(),
         port: port.parse().ok()?,
     })
-}
-
-/// How many replicas a `ROLE` reply lists (0 for anything but a primary).
-fn replicas(role: &Value) -> usize {
-    match role {
-        Value::Array(parts) => match (parts.first(), parts.get(2)) {
-            (Some(Value::BulkString(kind)), Some(Value::Array(replicas)))
-                if kind.as_slice() == b"master" =>
-            {
-                replicas.len()
-            }
-            _ => 0,
-        },
-        _ => 0,
-    }
 }
 
 fn unexpected(what: &str) -> Error {
@@ -192,12 +255,47 @@ impl RedisStore {
             .ok_or_else(|| Error::Backend("not a cluster".into()))
     }
 
-    /// Sends `cmd` where `routing` says, on the bulk connection, bounded by
-    /// the bulk timeout.
-    async fn route(&self, cmd: Cmd, routing: RoutingInfo) -> Result<Value, Error> {
+    /// Sends `cmd` to `node` on the bulk connection, bounded by its timeout.
+    async fn on_node(&self, node: &SingleNodeRoutingInfo, cmd: Cmd) -> Result<Value, Error> {
         let mut conn = self.bulk_cluster()?;
+        let routing = RoutingInfo::SingleNode(node.clone());
         self.bounded(self.bulk_timeout, conn.route_command(cmd, routing))
             .await
+    }
+
+    /// Sends `pipe` (of `count` commands) to `node` on the bulk connection.
+    async fn pipeline_on(
+        &self,
+        node: &SingleNodeRoutingInfo,
+        pipe: Pipeline,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        let mut conn = self.bulk_cluster()?;
+        let reply = self
+            .bounded(
+                self.bulk_timeout,
+                conn.route_pipeline(pipe, 0, count, node.clone()),
+            )
+            .await?;
+        if reply.len() == count {
+            Ok(reply)
+        } else {
+            Err(unexpected("a pipeline"))
+        }
+    }
+
+    /// The cluster's slot map, as a random node sees it.
+    async fn slot_map(&self) -> Result<SlotMap, Error> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLUSTER").arg("SLOTS").cmd("CLUSTER").arg("NODES");
+        let reply = self
+            .pipeline_on(&SingleNodeRoutingInfo::Random, pipe, 2)
+            .await?;
+        let [slots, nodes] =
+            <[Value; 2]>::try_from(reply).map_err(|_| unexpected("CLUSTER SLOTS"))?;
+        let nodes: String =
+            redis::from_redis_value(nodes).map_err(|_| unexpected("CLUSTER NODES"))?;
+        SlotMap::parse(slots, &nodes).ok_or_else(|| unexpected("CLUSTER SLOTS"))
     }
 
     /// Every primary's view of itself. Which nodes are primaries comes
@@ -205,24 +303,14 @@ impl RedisStore {
     /// client connects to), not from the client's map, which can still
     /// name a primary that died.
     pub(super) async fn primaries(&self) -> Result<Vec<Primary>, Error> {
-        let slots = self
-            .route(
-                redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )
-            .await?;
-        let owners = slot_owners(slots).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
-        let views = owners.into_iter().map(|addr| async move {
-            let node = by_address(&addr).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
-            let text = self
-                .route(
-                    redis::cmd("CLUSTER").arg("NODES").clone(),
-                    RoutingInfo::SingleNode(node),
-                )
-                .await?;
-            let text: String =
-                redis::from_redis_value(text).map_err(|_| unexpected("CLUSTER NODES"))?;
-            Primary::parse(&addr, &text).ok_or_else(|| unexpected("CLUSTER NODES"))
+        let map = self.slot_map().await?;
+        let views = map.replicas.iter().map(|(addr, &replicas)| async move {
+            let node = by_address(addr).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
+            let mut nodes = redis::cmd("CLUSTER");
+            nodes.arg("NODES");
+            let text: String = redis::from_redis_value(self.on_node(&node, nodes).await?)
+                .map_err(|_| unexpected("CLUSTER NODES"))?;
+            Primary::parse(addr, &text, replicas).ok_or_else(|| unexpected("CLUSTER NODES"))
         });
         let mut primaries = futures_util::future::try_join_all(views).await?;
         primaries.sort_by(|a, b| a.addr.cmp(&b.addr));
@@ -239,7 +327,7 @@ impl RedisStore {
                 continue;
             };
             for primary in order {
-                deleted += self.scan_node(&primary.addr, &pattern).await?;
+                deleted += self.scan_node(primary, &pattern).await?;
             }
             if self.primaries().await? == before {
                 return Ok(deleted);
@@ -253,11 +341,14 @@ impl RedisStore {
         ))
     }
 
-    /// `SCAN`/`UNLINK` on one primary, then waits for its replica.
-    async fn scan_node(&self, addr: &str, pattern: &str) -> Result<u64, Error> {
-        let node = by_address(addr).ok_or_else(|| unexpected("CLUSTER NODES"))?;
+    /// `SCAN`/`UNLINK` on one primary, then `WAIT` for its replica on the
+    /// same connection.
+    async fn scan_node(&self, primary: &Primary, pattern: &str) -> Result<u64, Error> {
+        let node = by_address(&primary.addr).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
         let mut cursor: u64 = 0;
         let mut deleted = 0;
+        // The connection every page's `UNLINK`s ran on (`CLIENT ID`).
+        let mut client: Option<i64> = None;
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
@@ -265,57 +356,116 @@ impl RedisStore {
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(SCAN_COUNT);
-            let reply = self
-                .route(scan, RoutingInfo::SingleNode(node.clone()))
-                .await?;
             let (next, keys): (u64, Vec<Vec<u8>>) =
-                redis::from_redis_value(reply).map_err(|_| unexpected("SCAN"))?;
+                redis::from_redis_value(self.on_node(&node, scan).await?)
+                    .map_err(|_| unexpected("SCAN"))?;
             if !keys.is_empty() {
-                // Routed by key: the client splits it per slot (and follows
-                // `ASK` for a key already moved to a migration's target).
-                let mut conn = self.bulk_cluster()?;
-                let n: u64 = self
-                    .bounded(
-                        self.bulk_timeout,
-                        redis::cmd("UNLINK").arg(&keys).query_async(&mut conn),
-                    )
-                    .await?;
+                let (n, id) = self.unlink_on(&node, &keys).await?;
                 deleted += n;
+                if client.is_some_and(|c| c != id) {
+                    return Err(reconnected(&primary.addr));
+                }
+                client = Some(id);
             }
             if next == 0 {
                 break;
             }
             cursor = next;
         }
-        self.replicated(node).await?;
+        if let Some(id) = client
+            && primary.replicas > 0
+        {
+            let mut pipe = redis::pipe();
+            pipe.cmd("CLIENT").arg("ID");
+            pipe.add_command(wait(self.op_timeout));
+            let reply = self.pipeline_on(&node, pipe, 2).await?;
+            let [now, acked] = <[Value; 2]>::try_from(reply).map_err(|_| unexpected("WAIT"))?;
+            if redis::from_redis_value::<i64>(now).ok() != Some(id) {
+                return Err(reconnected(&primary.addr));
+            }
+            self.acknowledged(acked)?;
+        }
         Ok(deleted)
     }
 
-    /// Deletes `keys` slot by slot on the bulk connection, then waits for
-    /// each touched primary's replica.
-    pub(super) async fn cluster_delete(&self, keys: &[String]) -> Result<u64, Error> {
-        let mut slots: HashMap<Slot, Vec<&str>> = HashMap::new();
+    /// `UNLINK`s `keys`, found on `node`, slot by slot, each after `ASKING`
+    /// (for the keys of a slot it is importing; harmless for its own).
+    /// Returns how many went and the connection's `CLIENT ID`.
+    async fn unlink_on(
+        &self,
+        node: &SingleNodeRoutingInfo,
+        keys: &[Vec<u8>],
+    ) -> Result<(u64, i64), Error> {
+        let mut by_slot: BTreeMap<u16, Vec<&[u8]>> = BTreeMap::new();
         for key in keys {
-            slots.entry(Slot::for_key(key)).or_default().push(key);
+            by_slot.entry(slot_of(key)).or_default().push(key);
         }
-        let each = slots.into_iter().map(|(slot, keys)| async move {
-            let route =
-                SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
-            let mut pipe = redis::pipe();
-            pipe.cmd("UNLINK").arg(&keys).cmd("ROLE");
-            let mut conn = self.bulk_cluster()?;
-            let reply = self
-                .bounded(
-                    self.bulk_timeout,
-                    conn.route_pipeline(pipe, 0, 2, route.clone()),
-                )
-                .await?;
-            let [n, role] = <[Value; 2]>::try_from(reply).map_err(|_| unexpected("UNLINK"))?;
-            let n: u64 = redis::from_redis_value(n).map_err(|_| unexpected("UNLINK"))?;
-            if replicas(&role) > 0 {
-                self.wait_for_replica(route).await?;
+        let mut pipe = redis::pipe();
+        for keys in by_slot.values() {
+            pipe.cmd("ASKING").cmd("UNLINK").arg(keys);
+        }
+        pipe.cmd("CLIENT").arg("ID");
+        let count = 2 * by_slot.len() + 1;
+        let mut conn = self.bulk_cluster()?;
+        let reply: Vec<Value> = self
+            .bounded(
+                self.bulk_timeout,
+                conn.route_pipeline(pipe, 0, count, node.clone()),
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let id: i64 =
+            redis::from_redis_value(reply.next_back().ok_or_else(|| unexpected("UNLINK"))?)
+                .map_err(|_| unexpected("CLIENT ID"))?;
+        let mut deleted = 0;
+        // `ASKING`'s `OK`, then `UNLINK`'s count, per slot.
+        for n in reply.skip(1).step_by(2) {
+            deleted += redis::from_redis_value::<u64>(n).map_err(|_| unexpected("UNLINK"))?;
+        }
+        Ok((deleted, id))
+    }
+
+    /// Deletes `keys` on their primaries (from the cluster's slot map), one
+    /// pipeline per primary ending with `WAIT` for its replica.
+    pub(super) async fn cluster_delete(&self, keys: &[String]) -> Result<u64, Error> {
+        let map = self.slot_map().await?;
+        let mut by_owner: BTreeMap<&str, BTreeMap<u16, Vec<&str>>> = BTreeMap::new();
+        for key in keys {
+            let slot = slot_of(key.as_bytes());
+            let owner = map
+                .owner(slot)
+                .ok_or_else(|| Error::Backend(format!("no primary serves slot {slot}").into()))?;
+            by_owner
+                .entry(owner)
+                .or_default()
+                .entry(slot)
+                .or_default()
+                .push(key);
+        }
+        let each = by_owner.into_iter().map(|(owner, slots)| {
+            let map = &map;
+            async move {
+                let node = by_address(owner).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
+                let mut pipe = redis::pipe();
+                for keys in slots.values() {
+                    pipe.cmd("UNLINK").arg(keys);
+                }
+                let waits = map.replicas(owner) > 0;
+                if waits {
+                    pipe.add_command(wait(self.op_timeout));
+                }
+                let count = slots.len() + usize::from(waits);
+                let mut reply = self.pipeline_on(&node, pipe, count).await?;
+                if waits {
+                    self.acknowledged(reply.pop().unwrap_or(Value::Nil))?;
+                }
+                let mut deleted = 0;
+                for n in reply {
+                    deleted +=
+                        redis::from_redis_value::<u64>(n).map_err(|_| unexpected("UNLINK"))?;
+                }
+                Ok::<_, Error>(deleted)
             }
-            Ok::<_, Error>(n)
         });
         Ok(futures_util::future::try_join_all(each)
             .await?
@@ -323,25 +473,9 @@ impl RedisStore {
             .sum())
     }
 
-    /// Waits until a replica of the node `route` reaches has every write
-    /// this connection sent it; nothing to wait for without replicas.
-    async fn replicated(&self, route: SingleNodeRoutingInfo) -> Result<(), Error> {
-        let role = self
-            .route(
-                redis::cmd("ROLE").clone(),
-                RoutingInfo::SingleNode(route.clone()),
-            )
-            .await?;
-        if replicas(&role) == 0 {
-            return Ok(());
-        }
-        self.wait_for_replica(route).await
-    }
-
-    async fn wait_for_replica(&self, route: SingleNodeRoutingInfo) -> Result<(), Error> {
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(1).arg(super::ttl_millis(self.op_timeout));
-        let acked = self.route(wait, RoutingInfo::SingleNode(route)).await?;
+    /// A `WAIT` reply: at least one replica, or the invalidation has not
+    /// landed.
+    fn acknowledged(&self, acked: Value) -> Result<(), Error> {
         match redis::from_redis_value::<i64>(acked) {
             Ok(n) if n >= 1 => Ok(()),
             Ok(_) => Err(Error::Backend(
@@ -356,6 +490,22 @@ impl RedisStore {
     }
 }
 
+/// `WAIT 1 <timeout>`: until one replica has this connection's writes.
+fn wait(timeout: std::time::Duration) -> Cmd {
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(1).arg(super::ttl_millis(timeout));
+    wait
+}
+
+fn reconnected(addr: &str) -> Error {
+    Error::Backend(
+        format!(
+            "the connection to {addr} changed during a prefix delete; its WAIT would not cover it"
+        )
+        .into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +515,7 @@ mod tests {
             addr: format!("{id}:1"),
             id: id.into(),
             slots: slots.iter().map(|s| s.to_string()).collect(),
+            replicas: 0,
         }
     }
 
@@ -375,7 +526,7 @@ b 127.0.0.1:7002@17002 master - 0 1 2 connected 5461-10922
 a 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460 [93->-b]
 c 127.0.0.1:7004@17004 slave a 0 1 1 connected
 ";
-        let p = Primary::parse("127.0.0.1:7001", nodes).expect("a myself line");
+        let p = Primary::parse("127.0.0.1:7001", nodes, 1).expect("a myself line");
         assert_eq!(p.id, "a");
         assert_eq!(p.owned().count(), 5461);
         assert_eq!(p.migrating_to().collect::<Vec<_>>(), ["b"]);
@@ -411,7 +562,7 @@ c 127.0.0.1:7004@17004 slave a 0 1 1 connected
     }
 
     #[test]
-    fn slot_replies_name_the_primaries() {
+    fn slot_maps_name_primaries_and_count_replicas() {
         let node = |host: &str, port: i64, id: &str| {
             Value::Array(vec![
                 Value::BulkString(host.into()),
@@ -419,47 +570,62 @@ c 127.0.0.1:7004@17004 slave a 0 1 1 connected
                 Value::BulkString(id.into()),
             ])
         };
-        let range = |from, to, primary, replica| {
-            Value::Array(vec![Value::Int(from), Value::Int(to), primary, replica])
+        let range = |from, to, nodes: Vec<Value>| {
+            let mut parts = vec![Value::Int(from), Value::Int(to)];
+            parts.extend(nodes);
+            Value::Array(parts)
         };
         let reply = Value::Array(vec![
             range(
                 0,
                 5460,
-                node("10.0.0.1", 7000, "a"),
-                node("10.0.0.4", 7000, "d"),
+                vec![node("10.0.0.1", 7000, "a"), node("10.0.0.4", 7000, "d")],
             ),
-            range(
-                5461,
-                9000,
-                node("::1", 7001, "b"),
-                node("10.0.0.5", 7000, "e"),
-            ),
+            range(5461, 9000, vec![node("::1", 7001, "b")]),
             range(
                 9001,
                 16383,
-                node("10.0.0.1", 7000, "a"),
-                node("10.0.0.4", 7000, "d"),
+                vec![node("10.0.0.1", 7000, "a"), node("10.0.0.4", 7000, "d")],
             ),
         ]);
-        let owners: Vec<String> = slot_owners(reply)
-            .expect("well formed")
-            .into_iter()
-            .collect();
-        assert_eq!(owners, ["10.0.0.1:7000", "[::1]:7001"]);
-        let unknown = Value::Array(vec![range(0, 16383, node("?", 7000, "a"), Value::Nil)]);
-        assert!(slot_owners(unknown).is_none());
+        let nodes = "\
+a 10.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460 9001-16383
+d 10.0.0.4:7000@17000 slave a 0 1 1 connected
+e 10.0.0.5:7000@17000 slave,fail a 0 1 1 disconnected
+f 10.0.0.6:7000@17000 slave,fail? a 0 1 1 connected
+b [::1]:7001@17001 master - 0 1 2 connected 5461-9000
+";
+        let map = SlotMap::parse(reply, nodes).expect("well formed");
+        assert_eq!(map.owner(0), Some("10.0.0.1:7000"));
+        assert_eq!(map.owner(5461), Some("[::1]:7001"));
+        assert_eq!(map.owner(16383), Some("10.0.0.1:7000"));
+        assert_eq!(
+            (map.replicas("10.0.0.1:7000"), map.replicas("[::1]:7001")),
+            (2, 0),
+            "d, and f (only suspected); not e (failed)"
+        );
+        let unknown = Value::Array(vec![range(0, 16383, vec![node("?", 7000, "a")])]);
+        assert!(SlotMap::parse(unknown, nodes).is_none());
     }
 
     #[test]
-    fn role_replies_count_replicas() {
-        let master = Value::Array(vec![
-            Value::BulkString(b"master".to_vec()),
-            Value::Int(10),
-            Value::Array(vec![Value::Array(vec![])]),
-        ]);
-        assert_eq!(replicas(&master), 1);
-        let replica = Value::Array(vec![Value::BulkString(b"slave".to_vec())]);
-        assert_eq!(replicas(&replica), 0);
+    fn slots_are_computed_as_redis_does() {
+        use redis::cluster_routing::Slot;
+        for key in [
+            "",
+            "a",
+            "user:42",
+            "{user:42}:x",
+            "a{}b{c}",
+            "{}",
+            "x{y",
+            "x}y{z}",
+        ] {
+            let ours = Slot::new(slot_of(key.as_bytes())).expect("in range");
+            assert_eq!(ours, Slot::for_key(key), "{key:?}");
+        }
+        // Redis's own examples: CLUSTER KEYSLOT.
+        assert_eq!(slot_of(b"somekey"), 11_058);
+        assert_eq!(slot_of(b"foo{hash_tag}"), slot_of(b"hash_tag"));
     }
 }

@@ -118,6 +118,10 @@ impl RedisStore {
         let client = ClusterClient::builder(nodes.iter().map(String::as_str))
             .connection_timeout(connect_timeout)
             .response_timeout(op_timeout)
+            // Retries (`TRYAGAIN` mid-migration, a node reconnecting) wait
+            // 1.28 s at least by default, past any operation timeout.
+            .min_retry_wait(10)
+            .max_retry_wait(100)
             .build()
             .map_err(|e| Error::InvalidUrl {
                 url: described.clone(),
@@ -141,13 +145,27 @@ impl RedisStore {
 
     /// Runs a script that replies `{outcome, server time}`, measuring the
     /// server's clock on the way.
-    async fn scripted(&self, call: redis::ScriptInvocation<'_>) -> Result<i64, Error> {
+    async fn scripted(&self, call: &scripts::Call<'_>) -> Result<i64, Error> {
         let sent = self.clock.local_ms();
-        let (outcome, now): (i64, i64) = self
-            .run(|mut c| async move { call.invoke_async(&mut c).await })
-            .await?;
+        let (outcome, now): (i64, i64) = self.invoke(call).await?;
         self.clock.observe(sent, now);
         Ok(outcome)
+    }
+
+    /// Runs a script on its key's node: `EVALSHA`, then `EVAL` of its text
+    /// if that node does not have it yet. One operation timeout in all.
+    async fn invoke<T: redis::FromRedisValue>(&self, call: &scripts::Call<'_>) -> Result<T, Error> {
+        self.run(|mut c| async move {
+            match call.cmd(true).query_async(&mut c).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    call.cmd(false).query_async(&mut c).await
+                }
+                other => other,
+            }
+        })
+        .await
     }
 
     /// The key's remaining TTL in ms for an entry read with `header`, from
@@ -171,10 +189,8 @@ impl RedisStore {
     /// Near a decision: the entry again, with its exact `PTTL`, in one
     /// pipelined round trip (so both describe the same key state).
     async fn read_exact(&self, key: &str) -> Result<Found, Error> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let (raw, pttl): (Option<Vec<u8>>, i64) = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await })
+        let (pttl, raw): (i64, Option<Vec<u8>>) = self
+            .run(|mut c| async move { entry_and_ttl(key).query_async(&mut c).await })
             .await?;
         Ok(found(raw, pttl))
     }
@@ -208,6 +224,13 @@ impl RedisStore {
             Err(_) => Err(Error::Timeout(limit)),
         }
     }
+}
+
+/// An entry and its `PTTL` in one command (one script on one key).
+fn entry_and_ttl(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(scripts::ENTRY_AND_TTL).arg(1).arg(key);
+    cmd
 }
 
 /// A `PTTL` reply as the protocol wants it: `None` without expiry; an
@@ -278,14 +301,7 @@ impl Store for RedisStore {
                 if self.conn.as_cluster().is_some() && !tags.is_empty() {
                     // Tag versions live in other slots: sent at once, apart.
                     let entry = self.run(|mut c| async move { pipe.query_async(&mut c).await });
-                    let versions = self.per_slot(
-                        tags,
-                        |t| t.as_str(),
-                        1,
-                        |p, tag| {
-                            p.cmd("GET").arg(tag);
-                        },
-                    );
+                    let versions = self.batch(tags, |tag| get(tag));
                     let (mut entry, versions): (Vec<redis::Value>, _) =
                         tokio::try_join!(entry, versions)?;
                     entry.extend(versions);
@@ -339,26 +355,15 @@ impl Store for RedisStore {
 
     fn read_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Found>, Error>> {
         Box::pin(async move {
-            let reply = self
-                .per_slot(
-                    keys,
-                    |k| k.as_str(),
-                    2,
-                    |p, key| {
-                        p.cmd("GET").arg(key).cmd("PTTL").arg(key);
-                    },
-                )
-                .await?;
-            let mut reply = reply.into_iter();
-            let mut out = Vec::with_capacity(keys.len());
-            while let (Some(raw), Some(pttl)) = (reply.next(), reply.next()) {
-                let raw: Option<Vec<u8>> =
-                    redis::from_redis_value(raw).map_err(|e| Error::Backend(Box::new(e)))?;
-                let pttl: i64 =
-                    redis::from_redis_value(pttl).map_err(|e| Error::Backend(Box::new(e)))?;
-                out.push(found(raw, pttl));
-            }
-            Ok(out)
+            let reply = self.batch(keys, |key| entry_and_ttl(key)).await?;
+            reply
+                .into_iter()
+                .map(|pair| {
+                    let (pttl, raw): (i64, Option<Vec<u8>>) =
+                        redis::from_redis_value(pair).map_err(|e| Error::Backend(Box::new(e)))?;
+                    Ok(found(raw, pttl))
+                })
+                .collect()
         })
     }
 
@@ -389,7 +394,7 @@ impl Store for RedisStore {
                 .arg(ttl_millis(lease_ttl))
                 .arg(kind)
                 .arg(&id[..]);
-            let lease = self.scripted(call);
+            let lease = self.scripted(&call);
             // Sent together on the multiplexed connection: one round trip.
             let (outcome, versions) = tokio::join!(lease, self.ensure_versions(tags, tag_ttl));
             let outcome = match outcome? {
@@ -411,7 +416,7 @@ impl Store for RedisStore {
         Box::pin(async move {
             let mut call = scripts::LOCK.key(key);
             call.arg(&id[..]).arg(&token.0[..]).arg(ttl_millis(ttl));
-            Ok(self.scripted(call).await? == 1)
+            Ok(self.scripted(&call).await? == 1)
         })
     }
 
@@ -432,25 +437,17 @@ impl Store for RedisStore {
             let ms = ttl_millis(ttl);
             let mut call = scripts::STORE.key(key);
             call.arg(kind).arg(held).arg(bytes.as_slice()).arg(ms);
-            let stored = self.scripted(call).await?;
+            let stored = self.scripted(&call).await?;
             if stored != 1 {
                 return Ok(false);
             }
             // Tag versions must outlive the entries that recorded them.
-            // One round trip for all of them (per slot on a cluster).
-            self.per_slot(
-                tags,
-                |t| t.as_str(),
-                0,
-                |p, tag| {
-                    p.cmd("EVAL")
-                        .arg(scripts::EXTEND)
-                        .arg(1)
-                        .arg(tag)
-                        .arg(ms)
-                        .ignore();
-                },
-            )
+            // One round trip for all of them.
+            self.batch(tags, |tag| {
+                let mut extend = redis::cmd("EVAL");
+                extend.arg(scripts::EXTEND).arg(1).arg(tag).arg(ms);
+                extend
+            })
             .await?;
             Ok(true)
         })
@@ -458,16 +455,9 @@ impl Store for RedisStore {
 
     fn release<'a>(&'a self, key: &'a str, token: Token) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            self.run(|mut c| async move {
-                scripts::RELEASE
-                    .key(key)
-                    .arg(&token.lease()[..])
-                    .arg(&token.0[..])
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map(drop)
+            let mut call = scripts::RELEASE.key(key);
+            call.arg(&token.lease()[..]).arg(&token.0[..]);
+            self.invoke::<i64>(&call).await.map(drop)
         })
     }
 
@@ -478,14 +468,11 @@ impl Store for RedisStore {
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let ms = ttl_millis(ttl);
-            self.per_slot(
-                &entries,
-                |(k, _)| k.as_str(),
-                0,
-                |p, (key, value)| {
-                    p.pset_ex(key, value, ms).ignore();
-                },
-            )
+            self.batch(&entries, |(key, value)| {
+                let mut set = redis::cmd("PSETEX");
+                set.arg(key).arg(ms).arg(value);
+                set
+            })
             .await
             .map(drop)
         })
@@ -545,16 +532,9 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<i64, Error>> {
         Box::pin(async move {
             let ttl_arg = ttl.map(|t| ttl_millis(t).to_string()).unwrap_or_default();
-            let result = self
-                .run(|mut c| async move {
-                    scripts::INCR
-                        .key(key)
-                        .arg(delta)
-                        .arg(ttl_arg)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await;
+            let mut call = scripts::INCR.key(key);
+            call.arg(delta).arg(ttl_arg);
+            let result = self.invoke(&call).await;
             match result {
                 Err(Error::Backend(e)) if e.to_string().contains("not an integer") => {
                     Err(Error::NotAnInteger(key.to_owned()))
@@ -563,6 +543,13 @@ impl Store for RedisStore {
             }
         })
     }
+}
+
+/// `GET key`.
+fn get(key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(key);
+    cmd
 }
 
 /// Redis takes whole milliseconds and rejects 0.

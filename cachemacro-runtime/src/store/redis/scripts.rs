@@ -1,8 +1,75 @@
 //! The Lua scripts of the Redis store, generated from the protocol's
 //! constants (`store/protocol.rs`): offsets, magic bytes and lengths are
 //! never written twice. Each script touches one key (one hash slot).
+//!
+//! ## Behavior
+//!
+//! * A script is sent as `EVALSHA`, then as `EVAL` of its text when the
+//!   node answers `NOSCRIPT` (a new, restarted or promoted node), both to
+//!   the key's node. Not redis-rs's `SCRIPT LOAD`, which on a cluster goes
+//!   to every node and fails while any one of them is unreachable.
+//! * The short scripts that run inside batches ([`EXTEND`],
+//!   [`TAG_VERSION`], [`ENTRY_AND_TTL`]) are always sent as `EVAL` text:
+//!   one command per key, so a batch never holds two keyed commands that a
+//!   slot migration could split (redis-rs follows `ASK` for one command).
 
 use std::sync::LazyLock;
+
+use redis::{Cmd, ToRedisArgs};
+
+/// A script: its text and SHA1.
+pub(crate) struct Lua {
+    text: String,
+    sha: String,
+}
+
+impl Lua {
+    fn new(text: String) -> Lua {
+        let sha = redis::Script::new(&text).get_hash().to_owned();
+        Lua { text, sha }
+    }
+
+    /// A call of this script on `key`; add its arguments with [`Call::arg`].
+    pub(crate) fn key<'a>(&'a self, key: &str) -> Call<'a> {
+        Call {
+            lua: self,
+            key: key.as_bytes().to_vec(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// One call of a [`Lua`] script on one key.
+pub(crate) struct Call<'a> {
+    lua: &'a Lua,
+    key: Vec<u8>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Call<'_> {
+    pub(crate) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// `EVALSHA` (by hash) or `EVAL` (by text).
+    pub(crate) fn cmd(&self, by_hash: bool) -> Cmd {
+        let mut cmd = if by_hash {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(&self.lua.sha);
+            c
+        } else {
+            let mut c = redis::cmd("EVAL");
+            c.arg(&self.lua.text);
+            c
+        };
+        cmd.arg(1).arg(&self.key);
+        for arg in &self.args {
+            cmd.arg(arg.as_slice());
+        }
+        cmd
+    }
+}
 
 use crate::store::protocol::{
     EXPIRES_AT, FILLED_AT, FORMAT_VERSION, HEADER_LEN, ID_AT, ID_LEN, LEASE_LEN, LEASE_MAGIC,
@@ -57,8 +124,7 @@ local function header(key) return redis.call('GETRANGE', key, 0, {last}) end
 /// entry; ARGV the lease, its ttl ms, what the read saw (`n` nothing, `e`
 /// an entry, `u` unreadable) and the entry's id. Reply: `{outcome, now}`,
 /// outcome 1 leased, 2 busy, 3 changed; `now` the server's clock in ms.
-pub(crate) static ACQUIRE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(&acquire_text()));
+pub(crate) static ACQUIRE: LazyLock<Lua> = LazyLock::new(|| Lua::new(acquire_text()));
 
 fn acquire_text() -> String {
     format!(
@@ -81,8 +147,7 @@ return {{1, now}}",
 /// The refresh-lock rule ([`protocol::lock_free`](crate::store::protocol::lock_free)),
 /// written into the entry's header in place: KEYS[1]; ARGV the entry id,
 /// the token, the ttl ms. Reply `{taken, now}`: 1 taken, 0 not.
-pub(crate) static LOCK: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(&lock_text()));
+pub(crate) static LOCK: LazyLock<Lua> = LazyLock::new(|| Lua::new(lock_text()));
 
 fn lock_text() -> String {
     format!(
@@ -107,8 +172,7 @@ return {{1, now}}",
 /// KEYS[1]; ARGV the claim (`l` lease / `e` entry), the lease or entry id,
 /// the bytes, the ttl ms. Stamps the fill time and the expiry (server
 /// clock) into the header. Reply `{stored, now}`: 1 stored, 0 refused.
-pub(crate) static STORE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(&store_text()));
+pub(crate) static STORE: LazyLock<Lua> = LazyLock::new(|| Lua::new(store_text()));
 
 fn store_text() -> String {
     format!(
@@ -129,8 +193,7 @@ return {{1, now}}",
 /// Gives a claim back: KEYS[1]; ARGV the lease, the token. Deletes the key
 /// while it holds the lease; frees the entry's refresh lock while the token
 /// holds it.
-pub(crate) static RELEASE: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(&release_text()));
+pub(crate) static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(release_text()));
 
 fn release_text() -> String {
     format!(
@@ -158,16 +221,30 @@ return 0";
 
 /// Increments, then sets a TTL only if the key has none (like `PEXPIRE NX`,
 /// which Redis 6 lacks).
-pub(crate) static INCR: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
+pub(crate) static INCR: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
         r"
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return v",
+return v"
+            .to_owned(),
     )
 });
+
+/// A tag version, created when absent: KEYS[1]; ARGV a fresh version, its
+/// ttl ms. Replies with the version now stored.
+pub(crate) const TAG_VERSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+return redis.call('GET', KEYS[1])";
+
+/// An entry and its `PTTL` as they are at one moment: KEYS[1]. Replies
+/// `{pttl, bytes}` (bytes nil when absent; first, as Lua ends an array at
+/// its first nil).
+pub(crate) const ENTRY_AND_TTL: &str = r"
+local pttl = redis.call('PTTL', KEYS[1])
+return {pttl, redis.call('GET', KEYS[1])}";
 
 /// The tag count's position, for the parity test's look at raw headers.
 #[cfg(test)]
@@ -192,7 +269,7 @@ mod tests {
             );
         }
         // Every script compiles to its own SHA (they are distinct texts).
-        let shas = [&ACQUIRE, &LOCK, &STORE, &RELEASE, &INCR].map(|s| s.get_hash());
+        let shas = [&ACQUIRE, &LOCK, &STORE, &RELEASE, &INCR].map(|s| s.sha.clone());
         for (i, a) in shas.iter().enumerate() {
             assert!(shas[i + 1..].iter().all(|b| a != b));
         }

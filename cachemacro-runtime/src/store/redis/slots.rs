@@ -1,26 +1,21 @@
-//! Batches over many keys: one pipeline on a single node; on a cluster one
-//! pipeline per hash slot, all sent at once (redis-rs refuses a pipeline
-//! whose keys span slots, and a node refuses a multi-key command that does).
+//! Batches over many keys, one command per key: one pipeline on a single
+//! node; on a cluster each command on its own, all sent at once over the
+//! multiplexed connections. Not a pipeline per slot: a pipeline holding two
+//! keyed commands cannot follow a slot migration's `ASK` (redis-rs sends
+//! one `ASKING`, which covers the first command only).
 
-use std::collections::HashMap;
-
-use redis::cluster_routing::Slot;
-use redis::{Pipeline, Value};
+use redis::{Cmd, Value};
 
 use super::RedisStore;
 use crate::Error;
 
 impl RedisStore {
-    /// Writes `each(pipe, item)` for every item, keyed by `key(item)`; each
-    /// item's commands must leave `replies` replies (the rest `.ignore()`d).
-    /// Returns the replies in item order. Bounded by one operation timeout:
-    /// on a cluster the per-slot pipelines run concurrently.
-    pub(super) async fn per_slot<T>(
+    /// Sends `command(item)` (a command on one key) for every item; the
+    /// replies in item order. Bounded by one operation timeout.
+    pub(super) async fn batch<T>(
         &self,
         items: &[T],
-        key: impl Fn(&T) -> &str,
-        replies: usize,
-        each: impl Fn(&mut Pipeline, &T),
+        command: impl Fn(&T) -> Cmd,
     ) -> Result<Vec<Value>, Error> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -28,44 +23,27 @@ impl RedisStore {
         if self.conn.as_cluster().is_none() {
             let mut pipe = redis::pipe();
             for item in items {
-                each(&mut pipe, item);
+                pipe.add_command(command(item));
             }
             let out: Vec<Value> = self
                 .run(|mut c| async move { pipe.query_async(&mut c).await })
                 .await?;
-            return expect_len(out, items.len() * replies);
+            if out.len() != items.len() {
+                return Err(Error::Backend(
+                    format!(
+                        "expected {} replies from a pipeline, got {}",
+                        items.len(),
+                        out.len()
+                    )
+                    .into(),
+                ));
+            }
+            return Ok(out);
         }
-        let mut groups: HashMap<Slot, (Pipeline, Vec<usize>)> = HashMap::new();
-        for (i, item) in items.iter().enumerate() {
-            let (pipe, members) = groups
-                .entry(Slot::for_key(key(item)))
-                .or_insert_with(|| (redis::pipe(), Vec::new()));
-            each(pipe, item);
-            members.push(i);
-        }
-        let sent = groups.into_values().map(|(pipe, members)| async move {
-            let out: Vec<Value> = self
-                .run(|mut c| async move { pipe.query_async(&mut c).await })
-                .await?;
-            Ok::<_, Error>((members, out))
+        let sent = items.iter().map(|item| {
+            let cmd = command(item);
+            self.run(|mut c| async move { cmd.query_async::<Value>(&mut c).await })
         });
-        let mut ordered = vec![Value::Nil; items.len() * replies];
-        for (members, out) in futures_util::future::try_join_all(sent).await? {
-            let out = expect_len(out, members.len() * replies)?;
-            for (at, value) in out.into_iter().enumerate() {
-                ordered[members[at / replies.max(1)] * replies + at % replies.max(1)] = value;
-            }
-        }
-        Ok(ordered)
-    }
-}
-
-fn expect_len(out: Vec<Value>, len: usize) -> Result<Vec<Value>, Error> {
-    if out.len() == len {
-        Ok(out)
-    } else {
-        Err(Error::Backend(
-            format!("expected {len} replies from a pipeline, got {}", out.len()).into(),
-        ))
+        futures_util::future::try_join_all(sent).await
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands as _;
 
-use super::{RedisStore, ttl_millis};
+use super::{RedisStore, get, scripts, ttl_millis};
 use crate::Error;
 use crate::store::TagVersion;
 
@@ -21,10 +21,11 @@ impl RedisStore {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let raw: Vec<Option<Vec<u8>>> = self
-            .run(|mut c| async move { redis::cmd("MGET").arg(tags).query_async(&mut c).await })
-            .await?;
-        Ok(raw.into_iter().map(version).collect())
+        let raw = self.batch(tags, |tag| get(tag)).await?;
+        Ok(raw
+            .into_iter()
+            .map(|v| version(redis::from_redis_value(v).ok().flatten()))
+            .collect())
     }
 
     /// Each tag's version, created when absent (`SET NX`, then `GET`); a
@@ -39,21 +40,16 @@ impl RedisStore {
         }
         let ms = ttl_millis(ttl);
         let raw = self
-            .per_slot(
-                tags,
-                |t| t.as_str(),
-                1,
-                |p, tag| {
-                    p.cmd("SET")
-                        .arg(tag)
-                        .arg(&rand::random::<TagVersion>()[..])
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ms)
-                        .ignore();
-                    p.cmd("GET").arg(tag);
-                },
-            )
+            .batch(tags, |tag| {
+                let mut create = redis::cmd("EVAL");
+                create
+                    .arg(scripts::TAG_VERSION)
+                    .arg(1)
+                    .arg(tag)
+                    .arg(&rand::random::<TagVersion>()[..])
+                    .arg(ms);
+                create
+            })
             .await?;
         let mut versions = Vec::with_capacity(tags.len());
         for (tag, raw) in tags.iter().zip(raw) {
