@@ -329,7 +329,15 @@ impl RedisStore {
             for primary in order {
                 deleted += self.scan_node(primary, &pattern).await?;
             }
-            if self.primaries().await? == before {
+            // The same primaries with the same slots and markers (replica
+            // counts come from whichever node answered, and may differ).
+            let after = self.primaries().await?;
+            let layout = |ps: &[Primary]| -> Vec<(String, String, Vec<String>)> {
+                ps.iter()
+                    .map(|p| (p.addr.clone(), p.id.clone(), p.slots.clone()))
+                    .collect()
+            };
+            if layout(&after) == layout(&before) {
                 return Ok(deleted);
             }
         }
