@@ -19,11 +19,13 @@
 //! * Redis replicates asynchronously: a primary that dies right after an
 //!   `UNLINK` can fail over to a replica that never saw it, bringing the
 //!   old entry back. So on a cluster an invalidation counts as landed only
-//!   once a replica of each primary it touched has it: its `UNLINK`s end
-//!   with `WAIT 1` on the same connection (in one pipeline for exact keys;
-//!   for a prefix, checked by the connection's `CLIENT ID`, since `WAIT`
-//!   covers only the writes of its own connection), or it fails and is
-//!   queued and replayed. Which primaries have replicas comes from the
+//!   once a replica of each primary it touched has it: after its
+//!   `UNLINK`s, a fence on that primary (a short-lived write, then `WAIT
+//!   1`, in one pipeline checked by `CLUSTER MYID` to have run there). One
+//!   replication stream per primary, so a replica that has the fence has
+//!   every earlier `UNLINK`, from any connection; and a replay that finds
+//!   nothing left to delete still fences. Otherwise it fails and is queued
+//!   and replayed. Which primaries have replicas comes from the
 //!   cluster (`CLUSTER SLOTS` lists every replica not marked failed, also
 //!   one whose link is down for now); a primary without any cannot fail
 //!   over, so it is not waited on. `WAIT` blocks its connection, which is
@@ -33,6 +35,7 @@
 //!   drops the part for a node it has no connection to.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -155,6 +158,8 @@ pub(super) struct SlotMap {
     ranges: Vec<(u16, u16, String)>,
     /// Replicas (not marked failed) of each primary.
     replicas: BTreeMap<String, usize>,
+    /// Each primary's node id.
+    ids: BTreeMap<String, String>,
 }
 
 impl SlotMap {
@@ -175,6 +180,7 @@ impl SlotMap {
             let (primary, id) = endpoint(parts.get(2)?)?;
             map.replicas
                 .insert(primary.clone(), replicas_of(nodes, &id));
+            map.ids.insert(primary.clone(), id);
             map.ranges.push((from, to, primary));
         }
         Some(map)
@@ -349,14 +355,11 @@ impl RedisStore {
         ))
     }
 
-    /// `SCAN`/`UNLINK` on one primary, then `WAIT` for its replica on the
-    /// same connection.
+    /// `SCAN`/`UNLINK` on one primary, then a fence for its replica.
     async fn scan_node(&self, primary: &Primary, pattern: &str) -> Result<u64, Error> {
         let node = by_address(&primary.addr).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
         let mut cursor: u64 = 0;
         let mut deleted = 0;
-        // The connection every page's `UNLINK`s ran on (`CLIENT ID`).
-        let mut client: Option<i64> = None;
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
@@ -368,42 +371,40 @@ impl RedisStore {
                 redis::from_redis_value(self.on_node(&node, scan).await?)
                     .map_err(|_| unexpected("SCAN"))?;
             if !keys.is_empty() {
-                let (n, id) = self.unlink_on(&node, &keys).await?;
-                deleted += n;
-                if client.is_some_and(|c| c != id) {
-                    return Err(reconnected(&primary.addr));
-                }
-                client = Some(id);
+                deleted += self.unlink_on(&node, &primary.id, &keys).await?;
             }
             if next == 0 {
                 break;
             }
             cursor = next;
         }
-        if let Some(id) = client
-            && primary.replicas > 0
-        {
-            let mut pipe = redis::pipe();
-            pipe.cmd("CLIENT").arg("ID");
-            pipe.add_command(wait(self.op_timeout));
-            let reply = self.pipeline_on(&node, pipe, 2).await?;
-            let [now, acked] = <[Value; 2]>::try_from(reply).map_err(|_| unexpected("WAIT"))?;
-            if redis::from_redis_value::<i64>(now).ok() != Some(id) {
-                return Err(reconnected(&primary.addr));
-            }
-            self.acknowledged(acked)?;
+        if primary.replicas > 0 {
+            // Always, even when this scan found nothing: a replay finds
+            // nothing left to delete, and must still see the first try's
+            // `UNLINK`s replicated before it counts as landed.
+            let slot = primary
+                .owned()
+                .find(|&s| {
+                    let marker = format!("[{s}-");
+                    !primary.slots.iter().any(|m| m.starts_with(&marker))
+                })
+                .and_then(|s| u16::try_from(s).ok())
+                .ok_or_else(|| unexpected("CLUSTER NODES"))?;
+            self.fence(&node, &primary.id, slot, redis::pipe(), 0)
+                .await?;
         }
         Ok(deleted)
     }
 
-    /// `UNLINK`s `keys`, found on `node`, slot by slot, each after `ASKING`
-    /// (for the keys of a slot it is importing; harmless for its own).
-    /// Returns how many went and the connection's `CLIENT ID`.
+    /// `UNLINK`s `keys`, found on `node` (whose id is `id`), slot by slot,
+    /// each after `ASKING` (for the keys of a slot it is importing;
+    /// harmless for its own). Returns how many went.
     async fn unlink_on(
         &self,
         node: &SingleNodeRoutingInfo,
+        id: &str,
         keys: &[Vec<u8>],
-    ) -> Result<(u64, i64), Error> {
+    ) -> Result<u64, Error> {
         let mut by_slot: BTreeMap<u16, Vec<&[u8]>> = BTreeMap::new();
         for key in keys {
             by_slot.entry(slot_of(key)).or_default().push(key);
@@ -412,29 +413,19 @@ impl RedisStore {
         for keys in by_slot.values() {
             pipe.cmd("ASKING").cmd("UNLINK").arg(keys);
         }
-        pipe.cmd("CLIENT").arg("ID");
-        let count = 2 * by_slot.len() + 1;
-        let mut conn = self.bulk_cluster()?;
-        let reply: Vec<Value> = self
-            .bounded(
-                self.bulk_timeout,
-                conn.route_pipeline(pipe, 0, count, node.clone()),
-            )
-            .await?;
-        let mut reply = reply.into_iter();
-        let id: i64 =
-            redis::from_redis_value(reply.next_back().ok_or_else(|| unexpected("UNLINK"))?)
-                .map_err(|_| unexpected("CLIENT ID"))?;
+        pipe.cmd("CLUSTER").arg("MYID");
+        let mut reply = self.pipeline_on(node, pipe, 2 * by_slot.len() + 1).await?;
+        ran_on(reply.pop(), id)?;
         let mut deleted = 0;
         // `ASKING`'s `OK`, then `UNLINK`'s count, per slot.
-        for n in reply.skip(1).step_by(2) {
+        for n in reply.into_iter().skip(1).step_by(2) {
             deleted += redis::from_redis_value::<u64>(n).map_err(|_| unexpected("UNLINK"))?;
         }
-        Ok((deleted, id))
+        Ok(deleted)
     }
 
     /// Deletes `keys` on their primaries (from the cluster's slot map), one
-    /// pipeline per primary ending with `WAIT` for its replica.
+    /// pipeline per primary, fenced for its replica when it has one.
     pub(super) async fn cluster_delete(&self, keys: &[String]) -> Result<u64, Error> {
         let map = self.slot_map().await?;
         let mut by_owner: BTreeMap<&str, BTreeMap<u16, Vec<&str>>> = BTreeMap::new();
@@ -454,21 +445,26 @@ impl RedisStore {
             let map = &map;
             async move {
                 let node = by_address(owner).ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
+                let id = map
+                    .ids
+                    .get(owner)
+                    .ok_or_else(|| unexpected("CLUSTER SLOTS"))?;
                 let mut pipe = redis::pipe();
                 for keys in slots.values() {
                     pipe.cmd("UNLINK").arg(keys);
                 }
-                let waits = map.replicas(owner) > 0;
-                if waits {
-                    pipe.add_command(wait(self.op_timeout));
-                }
-                let count = slots.len() + usize::from(waits);
-                let mut reply = self.pipeline_on(&node, pipe, count).await?;
-                if waits {
-                    self.acknowledged(reply.pop().unwrap_or(Value::Nil))?;
-                }
+                let unlinks = slots.len();
+                let replies = if map.replicas(owner) > 0 {
+                    let slot = *slots.keys().next().ok_or_else(|| unexpected("UNLINK"))?;
+                    self.fence(&node, id, slot, pipe, unlinks).await?
+                } else {
+                    pipe.cmd("CLUSTER").arg("MYID");
+                    let mut reply = self.pipeline_on(&node, pipe, unlinks + 1).await?;
+                    ran_on(reply.pop(), id)?;
+                    reply
+                };
                 let mut deleted = 0;
-                for n in reply {
+                for n in replies {
                     deleted +=
                         redis::from_redis_value::<u64>(n).map_err(|_| unexpected("UNLINK"))?;
                 }
@@ -479,6 +475,35 @@ impl RedisStore {
             .await?
             .into_iter()
             .sum())
+    }
+
+    /// Sends `pipe` (`count` commands) to `node`, then, in the same
+    /// pipeline, a fence: a write to `slot` (owned by `node`), the node's id
+    /// (checked to be `id`: a redirect must not move the `WAIT` elsewhere),
+    /// and `WAIT 1`. Replication is one ordered stream per primary, so a
+    /// replica that has the fence has every write the node made before it,
+    /// from any connection. Returns the replies to `pipe`.
+    async fn fence(
+        &self,
+        node: &SingleNodeRoutingInfo,
+        id: &str,
+        slot: u16,
+        mut pipe: Pipeline,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        pipe.cmd("SET")
+            .arg(fence_key(slot))
+            .arg(1)
+            .arg("PX")
+            .arg(FENCE_TTL_MS);
+        pipe.cmd("CLUSTER").arg("MYID");
+        pipe.add_command(wait(self.op_timeout));
+        let mut reply = self.pipeline_on(node, pipe, count + 3).await?;
+        let acked = reply.pop();
+        ran_on(reply.pop(), id)?;
+        reply.pop(); // the fence's `OK`
+        self.acknowledged(acked.unwrap_or(Value::Nil))?;
+        Ok(reply)
     }
 
     /// A `WAIT` reply: at least one replica, or the invalidation has not
@@ -498,20 +523,47 @@ impl RedisStore {
     }
 }
 
+/// How long a fence key lives: it only has to reach the replicas.
+const FENCE_TTL_MS: u64 = 10_000;
+
+/// A key in `slot`: `__cachemacro:fence:{<n>}` with the smallest `n` that
+/// hashes there (found once for every slot).
+fn fence_key(slot: u16) -> String {
+    static TAGS: LazyLock<Vec<u32>> = LazyLock::new(|| {
+        let mut tags = vec![u32::MAX; SLOTS];
+        let mut left = SLOTS;
+        let mut n = 0u32;
+        while left > 0 {
+            let at = usize::from(slot_of(n.to_string().as_bytes()));
+            if tags[at] == u32::MAX {
+                tags[at] = n;
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    format!("__cachemacro:fence:{{{}}}", TAGS[usize::from(slot)])
+}
+
+/// Checks a `CLUSTER MYID` reply against the node a pipeline was meant for.
+fn ran_on(reply: Option<Value>, id: &str) -> Result<(), Error> {
+    let ran: String = redis::from_redis_value(reply.unwrap_or(Value::Nil))
+        .map_err(|_| unexpected("CLUSTER MYID"))?;
+    if ran == id {
+        Ok(())
+    } else {
+        Err(Error::Backend(
+            format!("an invalidation meant for node {id} ran on {ran} (the slots moved)").into(),
+        ))
+    }
+}
+
 /// `WAIT 1 <timeout>`: until one replica has this connection's writes.
 fn wait(timeout: std::time::Duration) -> Cmd {
     let mut wait = redis::cmd("WAIT");
     wait.arg(1).arg(super::ttl_millis(timeout));
     wait
-}
-
-fn reconnected(addr: &str) -> Error {
-    Error::Backend(
-        format!(
-            "the connection to {addr} changed during a prefix delete; its WAIT would not cover it"
-        )
-        .into(),
-    )
 }
 
 #[cfg(test)]
@@ -614,6 +666,13 @@ b [::1]:7001@17001 master - 0 1 2 connected 5461-9000
         );
         let unknown = Value::Array(vec![range(0, 16383, vec![node("?", 7000, "a")])]);
         assert!(SlotMap::parse(unknown, nodes).is_none());
+    }
+
+    #[test]
+    fn fence_keys_land_in_their_slot() {
+        for slot in 0..SLOTS as u16 {
+            assert_eq!(slot_of(fence_key(slot).as_bytes()), slot);
+        }
     }
 
     #[test]

@@ -115,20 +115,26 @@ impl RedisStore {
         connect_timeout: Duration,
         op_timeout: Duration,
     ) -> Result<Self, Error> {
-        let client = ClusterClient::builder(nodes.iter().map(String::as_str))
-            .connection_timeout(connect_timeout)
-            .response_timeout(op_timeout)
-            // Retries (`TRYAGAIN` mid-migration, a node reconnecting) wait
-            // 1.28 s at least by default, past any operation timeout.
-            .min_retry_wait(10)
-            .max_retry_wait(100)
-            .build()
-            .map_err(|e| Error::InvalidUrl {
-                url: described.clone(),
-                reason: e.to_string(),
-            })?;
-        let conn = Conn::cluster(&client, connect_timeout, op_timeout);
-        let bulk = Conn::cluster(&client, connect_timeout, op_timeout.saturating_mul(2));
+        // Two clients: redis-rs bounds a whole request (retries included)
+        // by the response timeout the client was built with, and the bulk
+        // connection's `WAIT` may take one operation timeout by itself.
+        let client = |response_timeout: Duration| {
+            ClusterClient::builder(nodes.iter().map(String::as_str))
+                .connection_timeout(connect_timeout)
+                .response_timeout(response_timeout)
+                // Retries (`TRYAGAIN` mid-migration, a node reconnecting)
+                // wait 1.28 s at least by default, past any timeout of ours.
+                .min_retry_wait(10)
+                .max_retry_wait(100)
+                .build()
+                .map_err(|e| Error::InvalidUrl {
+                    url: described.clone(),
+                    reason: e.to_string(),
+                })
+        };
+        let bulk_timeout = op_timeout.saturating_mul(2);
+        let conn = Conn::cluster(&client(op_timeout)?, connect_timeout, op_timeout);
+        let bulk = Conn::cluster(&client(bulk_timeout)?, connect_timeout, bulk_timeout);
         Ok(RedisStore::with(conn, bulk, op_timeout, described))
     }
 
