@@ -9,16 +9,20 @@
 //! * [`Backend`], [`Server`] and [`on_every_backend!`] (`backend.rs`).
 //! * The keeper (`keeper.rs`) starts every server, so that none outlives
 //!   the test binary.
+//! * [`Proxy`] (`proxy.rs`): a loopback TCP proxy in front of a server, which
+//!   a test can slow down, stall or cut.
 
 mod backend;
 mod cluster;
 mod keeper;
+mod proxy;
 mod server;
 
 use std::time::Duration;
 
 pub use backend::{Backend, Raw, Server};
 pub use cluster::RedisCluster;
+pub use proxy::Proxy;
 pub use server::RedisServer;
 
 /// Polls `check` every 50 ms until it holds, for up to 10 s (of real or
