@@ -152,6 +152,45 @@ async fn node_id(cluster: &RedisCluster, addr: &str) -> String {
         .expect("CLUSTER MYID")
 }
 
+/// Starts moving `key`'s slot from its primary to another (`IMPORTING` on
+/// the target, `MIGRATING` on the source), moving no key yet; returns
+/// (source, target).
+async fn begin_migration(cluster: &RedisCluster, key: &str) -> (String, String) {
+    let source = cluster.primary_for(key).await;
+    let target = cluster
+        .primaries()
+        .await
+        .into_iter()
+        .find(|p| *p != source)
+        .expect("another primary");
+    let (source_id, target_id) = (
+        node_id(cluster, &source).await,
+        node_id(cluster, &target).await,
+    );
+    let mut src = cluster.node(&source).await;
+    let mut dst = cluster.node(&target).await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(cluster.stored_key(key))
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    for (conn, state, other) in [
+        (&mut dst, "IMPORTING", &source_id),
+        (&mut src, "MIGRATING", &target_id),
+    ] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(other)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+    (source, target)
+}
+
 /// Mid-migration, a slot's keys are split between its source and its
 /// target; a prefix delete finds them on both (the source scanned first,
 /// the target's keys reached through `ASK`).
@@ -169,41 +208,8 @@ async fn a_prefix_delete_during_a_slot_migration_clears_both_sides() {
             .await
             .unwrap();
     }
-    let source = cluster.primary_for(&keys[0]).await;
-    let target = cluster
-        .primaries()
-        .await
-        .into_iter()
-        .find(|p| *p != source)
-        .expect("another primary");
-    let (source_id, target_id) = (
-        node_id(&cluster, &source).await,
-        node_id(&cluster, &target).await,
-    );
+    let (source, target) = begin_migration(&cluster, &keys[0]).await;
     let mut src = cluster.node(&source).await;
-    let mut dst = cluster.node(&target).await;
-    let slot: u16 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(cluster.stored_key(&keys[0]))
-        .query_async(&mut src)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("SETSLOT")
-        .arg(slot)
-        .arg("IMPORTING")
-        .arg(&source_id)
-        .query_async(&mut dst)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("SETSLOT")
-        .arg(slot)
-        .arg("MIGRATING")
-        .arg(&target_id)
-        .query_async(&mut src)
-        .await
-        .unwrap();
     let (host, port) = target.rsplit_once(':').unwrap();
     let moved: Vec<String> = keys[..50].iter().map(|k| cluster.stored_key(k)).collect();
     let _: String = redis::cmd("MIGRATE")
@@ -553,41 +559,7 @@ async fn fills_with_a_tag_in_a_migrating_slot_still_store() {
     };
     let cache = patient(&cluster).await;
     let tag_key = "__cachemacro:tag:{m}t";
-    let source = cluster.primary_for(tag_key).await;
-    let target = cluster
-        .primaries()
-        .await
-        .into_iter()
-        .find(|p| *p != source)
-        .expect("another primary");
-    let (source_id, target_id) = (
-        node_id(&cluster, &source).await,
-        node_id(&cluster, &target).await,
-    );
-    let mut src = cluster.node(&source).await;
-    let mut dst = cluster.node(&target).await;
-    let slot: u16 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(tag_key)
-        .query_async(&mut src)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("SETSLOT")
-        .arg(slot)
-        .arg("IMPORTING")
-        .arg(&source_id)
-        .query_async(&mut dst)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("SETSLOT")
-        .arg(slot)
-        .arg("MIGRATING")
-        .arg(&target_id)
-        .query_async(&mut src)
-        .await
-        .unwrap();
+    begin_migration(&cluster, tag_key).await;
     let tagged = options().tags(["{m}t"]);
     let loads = Arc::new(AtomicU64::new(0));
     for _ in 0..3 {
