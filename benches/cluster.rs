@@ -68,35 +68,11 @@ use cachemacro_tests::{RedisCluster, RedisServer};
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
-/// A typical small cached value: a user's collections (as in vs_raw.rs).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Collection {
-    id: u64,
-    name: String,
-    image_ids: Vec<u64>,
-}
-
-/// The function body: cheap on purpose, so the cache's own cost shows.
-fn body(user_id: u64) -> Vec<Collection> {
-    (0..4)
-        .map(|i| Collection {
-            id: user_id * 10 + i,
-            name: format!("collection {i} of user {user_id}"),
-            image_ids: (0..8).map(|n| 1_000 + n * i).collect(),
-        })
-        .collect()
-}
-
-/// The hot keys: user ids 1000..1064.
-const HOT: u64 = 64;
-const FIRST_USER: u64 = 1_000;
-
-fn user(i: u64) -> u64 {
-    FIRST_USER + i % HOT
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{Collection, HOT, body, median, time_calls, user};
 
 /// Generous, so a loaded machine gives slow figures, not errors.
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -191,25 +167,6 @@ impl Plan {
                 prefix_reps: 3,
             }
         }
-    }
-}
-
-/// `iters` calls of `op`, cycling the hot keys; the wall time they took.
-async fn time_calls<T>(iters: u64, mut op: impl AsyncFnMut(u64) -> T) -> Duration {
-    let start = Instant::now();
-    for i in 0..iters {
-        black_box(op(black_box(user(i))).await);
-    }
-    start.elapsed()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
 }
 

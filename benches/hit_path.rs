@@ -15,27 +15,11 @@ use std::time::Duration;
 use cachemacro_runtime::{Cache, cached};
 use cachemacro_tests::RedisServer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 
-/// A typical small cached value: a user's collections (~300 bytes encoded).
-#[derive(Clone, Serialize, Deserialize)]
-struct Collection {
-    id: u64,
-    name: String,
-    image_ids: Vec<u64>,
-}
-
-/// The function body: cheap on purpose, so the cache's own cost shows.
-fn body(user_id: u64) -> Vec<Collection> {
-    (0..4)
-        .map(|i| Collection {
-            id: user_id * 10 + i,
-            name: format!("collection {i} of user {user_id}"),
-            image_ids: (0..8).map(|n| 1_000 + n * i).collect(),
-        })
-        .collect()
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{Collection, body};
 
 async fn uncached(user_id: u64) -> Vec<Collection> {
     body(user_id)
