@@ -54,16 +54,16 @@ async fn redis_killed_mid_test_serves_the_body_then_recovers() {
     assert_eq!(s.loads, 4, "every call during the outage ran the body");
 
     server.restart();
-    eventually("the cache recovered after Redis came back", async || {
-        let _ = bounded(user_collections(&cache, 3)).await;
-        matches!(
-            cache.get::<Vec<String>>("user-collections:3").await,
-            Ok(Some(_))
-        )
+    // Entries stored before the outage ended are refilled once (it may have
+    // missed invalidations meanwhile), then hit.
+    eventually("caching resumed after Redis came back", async || {
+        let hits = cache.stats().hits;
+        assert_eq!(bounded(user_collections(&cache, 1)).await, favourites(1));
+        cache.stats().hits > hits
     })
     .await;
     let hits = cache.stats().hits;
-    assert_eq!(user_collections(&cache, 3).await, favourites(3));
+    assert_eq!(user_collections(&cache, 1).await, favourites(1));
     assert_eq!(cache.stats().hits, hits + 1, "caching resumed");
 }
 
@@ -85,17 +85,16 @@ async fn paused_redis_times_out_instead_of_hanging() {
     assert!(cache.stats().errors >= 3);
     server.resume();
 
-    eventually("the cache recovered after Redis came back", async || {
-        cache.get::<Vec<String>>("user-collections:1").await.is_ok()
+    // The entry written before the pause is not trusted (an invalidation
+    // may have been missed during it): refilled once, then served again.
+    eventually("caching resumed after the pause", async || {
+        let hits = cache.stats().hits;
+        user_collections(&cache, 1).await.unwrap();
+        cache.stats().hits > hits
     })
     .await;
-    let hits = cache.stats().hits;
-    user_collections(&cache, 1).await.unwrap();
-    assert_eq!(
-        cache.stats().hits,
-        hits + 1,
-        "the entry written before the pause is served again"
-    );
+    let s = cache.stats();
+    assert!(s.distrusted >= 1, "the old entry was refilled: {s:?}");
 }
 
 /// Collects formatted tracing output.

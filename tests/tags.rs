@@ -195,8 +195,8 @@ async fn a_tagged_hit_is_one_round_trip_and_a_tag_invalidation_is_one_command() 
         let sent = client_commands(&server, update_username(&cache, "2", false)).await;
         assert_eq!(
             command_names(&sent),
-            ["UNLINK"],
-            "{entries} entries, one command: {sent:?}"
+            ["UNLINK", "PUBLISH"],
+            "{entries} entries, one deletion (and its announcement to other instances): {sent:?}"
         );
         let before = loads(&cache, FEED);
         following_feed(&cache, "2", entries - 1).await;

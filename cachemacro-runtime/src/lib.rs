@@ -43,13 +43,14 @@ mod namespace;
 pub mod registry;
 mod stats;
 mod store;
+mod tier;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use cachemacro::{cached, invalidates};
 
-pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::cache::{AnnouncementHealth, Cache, CacheBuilder, Health, LocalHealth};
 pub use crate::codec::{Bincode, Cacheable, Codec, CodecError};
 pub use crate::default::{default_cache, set_default};
 pub use crate::engine::EntryOptions;

@@ -56,6 +56,11 @@ macro_rules! counters {
 counters! {
     /// Reads that found a usable value.
     hits,
+    /// Of `hits`, those served by the in-process tier without touching Redis.
+    local_hits,
+    /// Entries read from Redis that this instance did not trust, because it
+    /// may have missed an invalidation since they were stored (refilled).
+    distrusted,
     /// Reads that found nothing usable (absent, expired, undecodable).
     misses,
     /// Function bodies run because of a miss or a cache failure.

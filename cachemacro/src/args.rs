@@ -42,6 +42,8 @@ mod kw {
     syn::custom_keyword!(timeout);
     syn::custom_keyword!(hard_timeout);
     syn::custom_keyword!(before);
+    syn::custom_keyword!(local);
+    syn::custom_keyword!(local_ttl);
 }
 
 /// `#[cached(…)]`.
@@ -75,6 +77,11 @@ pub struct CachedArgs {
     pub timeout: Option<(Ttl, Span)>,
     /// `hard_timeout = "2s"`: past it, give the load up.
     pub hard_timeout: Option<(Ttl, Span)>,
+    /// `local = false`: skip the in-process tier, for data that must be
+    /// fresh across instances.
+    pub local: Option<LitBool>,
+    /// `local_ttl = "30s"`: the longest an entry lives in the in-process tier.
+    pub local_ttl: Option<(Ttl, Span)>,
     /// Every malformed, unknown or duplicate argument.
     pub errors: Option<syn::Error>,
 }
@@ -113,6 +120,8 @@ const CACHED_ARGS: Valid = &[
     ("fail_safe", "fail_safe = \"1h\""),
     ("timeout", "timeout = \"200ms\""),
     ("hard_timeout", "hard_timeout = \"2s\""),
+    ("local", "local = false"),
+    ("local_ttl", "local_ttl = \"30s\""),
     ("crate", "crate = \"::cachemacro_runtime\""),
 ];
 const INVALIDATES_ARGS: Valid = &[
@@ -307,6 +316,13 @@ impl CachedArgs {
             let name = name::<kw::hard_timeout>(input, ARGS)?;
             let value = (parse_ttl(&name, input)?, name.span);
             set(&mut self.hard_timeout, value, &name, errors);
+        } else if lookahead.peek(kw::local) {
+            let name = name::<kw::local>(input, ARGS)?;
+            set(&mut self.local, parse_bool(&name, input)?, &name, errors);
+        } else if lookahead.peek(kw::local_ttl) {
+            let name = name::<kw::local_ttl>(input, ARGS)?;
+            let value = (parse_ttl(&name, input)?, name.span);
+            set(&mut self.local_ttl, value, &name, errors);
         } else if lookahead.peek(Token![crate]) {
             let name = name::<Token![crate]>(input, ARGS)?;
             set(&mut self.krate, parse_crate(&name, input)?, &name, errors);
@@ -422,7 +438,8 @@ mod tests {
     fn every_arm_is_listed() {
         let all = "key = \"k\", ttl = 1, none_ttl = 1, cache = c, codec = C, tags = [\"t\"], \
                    lock = true, jitter = \"1%\", cache_if = f, unless = f, beta = 1, \
-                   stale = 1, fail_safe = 1, timeout = 1, hard_timeout = 2, crate = \"::x\"";
+                   stale = 1, fail_safe = 1, timeout = 1, hard_timeout = 2, local = true, \
+                   local_ttl = 1, crate = \"::x\"";
         let args = cached(all);
         assert_eq!(messages(args.errors), Vec::<String>::new());
         assert!(args.key.is_some() && args.ttl.is_some() && args.none_ttl.is_some());
@@ -431,6 +448,7 @@ mod tests {
         assert!(args.unless.is_some() && args.beta.is_some() && args.stale.is_some());
         assert!(args.fail_safe.is_some() && args.timeout.is_some());
         assert!(args.hard_timeout.is_some() && args.krate.is_some());
+        assert!(args.local.is_some() && args.local_ttl.is_some());
 
         let args = invalidates(
             "\"p\", tag = \"a\", tags = [\"b\"], before = true, cache = c, crate = \"::x\"",

@@ -371,6 +371,8 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
     let fail_safe = option_millis(f.fail_safe);
     let timeout = option_millis(f.timeout);
     let hard_timeout = option_millis(f.hard_timeout);
+    let local = option(f.local.map(|b| quote!(#b)));
+    let local_ttl = option_millis(f.local_ttl);
     // `Result` only: the `Err` for a load given up at `hard_timeout`. `E`
     // keeps the user's spans, so a missing `From<LoadTimeout>` is reported
     // on the error type.
@@ -436,6 +438,8 @@ pub fn cached(f: &CachedFn<'_>) -> TokenStream {
                 #lock,
                 #beta,
                 #jitter,
+                #local,
+                #local_ttl,
             ),
         };
         __cachemacro_private::inventory::submit! {

@@ -52,17 +52,20 @@ use proc_macro2::TokenStream as TokenStream2;
 /// | `fail_safe = "1h"` | when the body returns `Err` (or passes `timeout`), serve the entry up to that long past its TTL instead, and don't retry for a short throttle |
 /// | `timeout = "200ms"` | with `stale`/`fail_safe`: past that, serve the kept entry and let the load finish in the background |
 /// | `hard_timeout = "2s"` | `Result` only: past that, give up with `E::from(LoadTimeout)` (or the kept entry under `fail_safe`) |
+/// | `local = false` | keep entries out of the cache's in-process tier (in front of Redis), for data that must be fresh across instances: an in-process copy can outlive another instance's write; default: the cache's setting |
+/// | `local_ttl = "30s"` | the longest an entry lives in the in-process tier, however long its TTL: how stale an in-process copy can get; an error with `local = false` |
 /// | `crate = "path"` | where `cachemacro_runtime` is, if renamed or re-exported |
 ///
 /// `stale` and `timeout` run the body in a task of its own, so the
 /// function's parameters must be cloneable plain names (no `&mut`) and its
 /// body `Send`; a violation is a compile error at the parameter. `lock`,
-/// `jitter` and `beta` have defaults on [`CacheBuilder`].
+/// `jitter` and `beta` have defaults on [`CacheBuilder`]. A cache without an
+/// in-process tier ignores `local` and `local_ttl`.
 ///
 /// # Durations
 ///
-/// `ttl`, `none_ttl`, `stale`, `fail_safe`, `timeout` and `hard_timeout`
-/// take a whole number of seconds (`300`) or a string of numbers with units,
+/// `ttl`, `none_ttl`, `stale`, `fail_safe`, `timeout`, `hard_timeout` and
+/// `local_ttl` take a whole number of seconds (`300`) or a string of numbers with units,
 /// spaces allowed: `"1h30m"`, `"500ms"`, `"2 days"`. The units are `ns`,
 /// `us`, `ms`, `s`, `m` (minutes), `h`, `d` and `w`, with long forms such as
 /// `sec`, `min`, `hours`, `days` and `weeks`; units are lowercase. Months
@@ -240,6 +243,8 @@ mod tests {
         "cache = ",
         "codec = ",
         "crate = ",
+        "local = ",
+        "local_ttl = ",
         "\"5m\"",
         "0",
         "1.5",

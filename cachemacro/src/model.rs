@@ -83,6 +83,10 @@ pub struct CachedFn<'a> {
     pub fail_safe: Option<Duration>,
     pub timeout: Option<Duration>,
     pub hard_timeout: Option<Duration>,
+    /// `Some(false)`: skip the in-process tier; `None`: the cache's setting.
+    pub local: Option<bool>,
+    /// The longest an entry lives in the in-process tier.
+    pub local_ttl: Option<Duration>,
     /// With `stale` or `timeout` the body can run in a task of its own: the
     /// argument that asks for it, and the arguments it copies.
     pub spawn: Option<(Span, Vec<Copied<'a>>)>,
@@ -368,6 +372,11 @@ impl<'a> CachedFn<'a> {
         {
             errors.push_at(*span, "`hard_timeout` gives a slow load up with an error, so it needs a function returning `Result<T, E>` with `E: From<cachemacro_runtime::LoadTimeout>`");
         }
+        if let (Some((_, span)), Some(local)) = (&args.local_ttl, &args.local)
+            && !local.value
+        {
+            errors.push_at(*span, "`local_ttl` has no effect with `local = false`: this function's entries skip the in-process tier; remove one of the two");
+        }
         let spawn_arg = args
             .stale
             .as_ref()
@@ -400,6 +409,8 @@ impl<'a> CachedFn<'a> {
             fail_safe: duration(&args.fail_safe),
             timeout: duration(&args.timeout),
             hard_timeout: duration(&args.hard_timeout),
+            local: args.local.as_ref().map(|b| b.value),
+            local_ttl: duration(&args.local_ttl),
             spawn,
         })
     }

@@ -10,10 +10,12 @@ use crate::Error;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisStore, redact};
 use crate::store::{Store, Unavailable};
+use crate::tier::TierConfig;
 
 const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(60);
 
 /// A duration no longer than [`EntryOptions::LONGEST`](crate::EntryOptions::LONGEST).
 fn capped(d: Duration) -> Duration {
@@ -53,6 +55,8 @@ pub struct CacheBuilder {
     op_timeout: Duration,
     connect_timeout: Duration,
     memory_bytes: u64,
+    local_capacity: u64,
+    local_ttl: Duration,
     settings: Settings,
 }
 
@@ -65,6 +69,8 @@ impl Default for CacheBuilder {
             op_timeout: DEFAULT_OP_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             memory_bytes: DEFAULT_MEMORY_BYTES,
+            local_capacity: 0,
+            local_ttl: DEFAULT_LOCAL_TTL,
             settings: Settings::default(),
         }
     }
@@ -190,6 +196,26 @@ impl CacheBuilder {
         self
     }
 
+    /// Turns on the in-process tier in front of Redis (or a cluster),
+    /// holding up to `entries` decoded values: a hit there is a lookup and
+    /// a clone, with no round trip. Every instance drops what another
+    /// invalidates as soon as the announcement arrives; see the README's
+    /// "Two tiers" for exactly what is guaranteed. 0 (the default) turns it
+    /// off; ignored for the in-memory cache, which is in process already.
+    pub fn local_capacity(mut self, entries: u64) -> Self {
+        self.local_capacity = entries;
+        self
+    }
+
+    /// The longest an entry is served from the in-process tier (60 s by
+    /// default; never past its freshness, and a function's `local_ttl` may
+    /// shorten it): the bound on staleness should an announcement be lost
+    /// while this instance still hears the others.
+    pub fn local_ttl(mut self, ttl: Duration) -> Self {
+        self.local_ttl = capped(ttl);
+        self
+    }
+
     /// How many failed invalidations are kept for replay before the whole
     /// namespace is marked for a flush instead (default 10 000; at least 1).
     pub fn invalidation_queue_capacity(mut self, capacity: usize) -> Self {
@@ -218,6 +244,8 @@ impl CacheBuilder {
                 Param::Lock(on) => self.settings.lock = on,
                 Param::Beta(beta) => self.settings.beta = beta,
                 Param::Jitter(fraction) => self.settings.jitter = fraction,
+                Param::LocalCapacity(n) => self.local_capacity = n,
+                Param::LocalTtl(d) => self.local_ttl = capped(d),
             }
         }
         self.url = Some(base);
@@ -228,7 +256,7 @@ impl CacheBuilder {
     fn validate(&self) -> Result<(), Error> {
         let ms = Duration::from_millis(1);
         let s = &self.settings;
-        let checks: [(bool, &str, &str); 9] = [
+        let checks: [(bool, &str, &str); 10] = [
             (
                 s.beta.is_finite() && s.beta >= 0.0,
                 "beta",
@@ -256,6 +284,7 @@ impl CacheBuilder {
                 "at least 1024 bytes",
             ),
             (self.op_timeout >= ms, "operation_timeout", "at least 1ms"),
+            (self.local_ttl >= ms, "local_ttl", "at least 1ms"),
             (
                 self.connect_timeout >= ms,
                 "connect_timeout",
@@ -348,7 +377,23 @@ impl CacheBuilder {
                 });
             }
         };
-        Ok(Cache::from_parts(store, &self.namespace, self.settings))
+        let tier = self.tier();
+        Ok(Cache::with_tier(
+            store,
+            &self.namespace,
+            self.settings,
+            Some(tier),
+        ))
+    }
+
+    /// The tier a shared backend gets.
+    fn tier(&self) -> TierConfig {
+        TierConfig {
+            local_capacity: self.local_capacity,
+            local_ttl: self.local_ttl,
+            op_timeout: self.op_timeout,
+            connect_timeout: self.connect_timeout,
+        }
     }
 
     /// A cache on the cluster `nodes` belong to.
@@ -368,10 +413,12 @@ impl CacheBuilder {
         }
         let store =
             RedisStore::lazy_cluster(nodes, described, self.connect_timeout, self.op_timeout)?;
-        Ok(Cache::from_parts(
+        let tier = self.tier();
+        Ok(Cache::with_tier(
             Arc::new(store),
             &self.namespace,
             self.settings,
+            Some(tier),
         ))
     }
 }

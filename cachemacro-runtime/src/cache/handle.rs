@@ -9,6 +9,7 @@ use crate::invalidation::Replayer;
 use crate::namespace::Namespace;
 use crate::stats::{Recorder, Stats, StatsRegistry};
 use crate::store::Store;
+use crate::tier::{Coherent, Tier, TierConfig};
 use crate::{Error, key::Pattern};
 
 /// While a backend keeps failing, one warning per this interval; the rest go to debug.
@@ -43,6 +44,10 @@ pub struct Cache(Arc<Inner>);
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// On a shared Redis: the local tier, announcements and trust.
+    tier: Option<Arc<Tier>>,
+    /// The store behind the coherent one (what the tier's tasks probe).
+    remote: Arc<dyn Store>,
     namespace: Namespace,
     stats: Arc<StatsRegistry>,
     settings: Settings,
@@ -100,7 +105,29 @@ impl AsRef<Cache> for Cache {
 
 impl Cache {
     pub(crate) fn from_parts(store: Arc<dyn Store>, namespace: &str, settings: Settings) -> Cache {
+        Cache::with_tier(store, namespace, settings, None)
+    }
+
+    /// A cache whose store others share: it is put behind the store that
+    /// announces (`tier/coherent.rs`), and the tier's tasks start.
+    pub(crate) fn with_tier(
+        store: Arc<dyn Store>,
+        namespace: &str,
+        settings: Settings,
+        tier: Option<TierConfig>,
+    ) -> Cache {
         let namespace = Namespace::new(namespace);
+        let tier = tier
+            .filter(|_| store.shared())
+            .map(|config| Arc::new(Tier::new(config, namespace.prefix(), store.shards())));
+        let remote = store.clone();
+        let store: Arc<dyn Store> = match &tier {
+            Some(tier) => Arc::new(Coherent::new(store, tier.clone())),
+            None => store,
+        };
+        if let Some(tier) = &tier {
+            tier.ensure_running(&remote);
+        }
         let stats = Arc::new(StatsRegistry::default());
         let replay = Replayer::new(
             store.clone(),
@@ -110,6 +137,8 @@ impl Cache {
         );
         Cache(Arc::new(Inner {
             store,
+            tier,
+            remote,
             namespace,
             stats,
             settings,
@@ -132,6 +161,13 @@ impl Cache {
 
     pub(crate) fn store(&self) -> &dyn Store {
         self.0.store.as_ref()
+    }
+
+    /// The tier, on a shared Redis; its tasks restarted if they stopped.
+    pub(crate) fn tier(&self) -> Option<&Tier> {
+        let tier = self.0.tier.as_ref()?;
+        tier.ensure_running(&self.0.remote);
+        Some(tier)
     }
 
     pub(crate) fn settings(&self) -> &Settings {
@@ -173,6 +209,11 @@ impl Cache {
 
     pub(crate) fn target(&self, pattern: &Pattern) -> Pattern {
         self.0.namespace.target(pattern)
+    }
+
+    /// How many invalidations wait to be replayed.
+    pub(crate) fn queued(&self) -> usize {
+        self.0.replay.len()
     }
 
     /// Whether the cache may be used: no invalidation waits to be replayed.

@@ -5,8 +5,10 @@ mod builder;
 mod cluster_url;
 mod get_or_load;
 mod handle;
+mod health;
 mod manual;
 mod url;
 
 pub use builder::CacheBuilder;
 pub use handle::Cache;
+pub use health::{AnnouncementHealth, Health, LocalHealth};

@@ -33,6 +33,8 @@ pub(super) const KNOWN: &[&str] = &[
     "lock",
     "beta",
     "jitter",
+    "local_capacity",
+    "local_ttl",
 ];
 
 /// One parameter this crate reads, its value decoded.
@@ -50,6 +52,8 @@ pub(super) enum Param {
     Lock(bool),
     Beta(f64),
     Jitter(f64),
+    LocalCapacity(u64),
+    LocalTtl(Duration),
 }
 
 /// Splits `url` into the URL for the backend (this crate's parameters
@@ -119,6 +123,10 @@ fn param(key: &str, value: &str) -> Result<Param, String> {
                 .parse()
                 .map_err(|_| number("a fraction such as 0.1"))?,
         ),
+        "local_capacity" => {
+            Param::LocalCapacity(value.parse().map_err(|_| number("a number of entries"))?)
+        }
+        "local_ttl" => Param::LocalTtl(duration()?),
         _ => {
             return Err(format!(
                 "unknown parameter `{key}` (accepted: {}; and redis-rs's {})",

@@ -79,12 +79,38 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
     arrived: &mut Option<std::time::Instant>,
 ) -> Read<T> {
     let store = call.cache.store();
+    let tier = call.cache.tier();
+    // The in-process tier, while this instance hears announcements.
+    let local = tier
+        .filter(|t| t.coherent() && call.options.local_allowed())
+        .and_then(|t| Some((t, t.local.as_ref()?)));
+    let mut from_local = false;
+    let mut seen = None;
     let read = match store.read_now(call.key, call.tags) {
         Some(read) => Ok(read),
-        None => {
-            arrived.get_or_insert_with(std::time::Instant::now);
-            store.read(call.key, call.tags, beta).await
-        }
+        None => match local.and_then(|(tier, local)| {
+            let (held, left_ms, versions) = local.get(call.key, call.tags)?;
+            let trusted = tier
+                .trust
+                .trusts(|| held.shard, held.stored.header.filled_at);
+            trusted.then(|| {
+                let found = crate::store::Seen::Entry {
+                    entry: held.stored.clone(),
+                    left_ms,
+                };
+                (found, versions)
+            })
+        }) {
+            Some(read) => {
+                from_local = true;
+                Ok(read)
+            }
+            None => {
+                seen = local.map(|(_, local)| local.seen(call.key, call.tags));
+                arrived.get_or_insert_with(std::time::Instant::now);
+                store.read(call.key, call.tags, beta).await
+            }
+        },
     };
     let (found, versions) = match read {
         Ok(read) => read,
@@ -99,6 +125,24 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
     if state == (State::Fresh { due: true }) {
         state = found.state(call.tags, &versions, early_factor(beta));
     }
+    // An entry stored before this instance may have missed an invalidation
+    // (its own, or another's) is refilled, not served.
+    if let (Some(tier), Some(entry)) = (tier, found.stored())
+        && matches!(state, State::Fresh { .. } | State::Kept { .. })
+        && !from_local
+        && !tier
+            .trust
+            .trusts(|| store.shard_of(call.key), entry.header.filled_at)
+    {
+        if !call.again {
+            call.rec.add(|c| &c.distrusted, 1);
+        }
+        state = State::Stale;
+    }
+    let left_ms = match &found {
+        crate::store::Seen::Entry { left_ms, .. } => *left_ms,
+        _ => 0,
+    };
     let expect = |stored: Option<&Stored>| match stored {
         Some(stored) => Expect::Entry(stored.header.id),
         None => Expect::Anything,
@@ -141,11 +185,14 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
             }
         },
     };
-    // A value the memory store kept as itself: cloned out, not decoded.
+    // A value the memory store or the local tier kept as itself: cloned
+    // out, not decoded.
     let kept = match (typed, &stored.value) {
         (Some(typed), Some(shared)) => typed.take(shared),
+        (Some(typed), None) => stored.decoded.get().and_then(|shared| typed.take(shared)),
         _ => None,
     };
+    let cloned = kept.is_some();
     let decoded = match kept {
         Some(value) => Decoded::Value(value),
         None => stored.decode::<C, T>(),
@@ -163,6 +210,31 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
             };
         }
     };
+    if let State::Fresh { .. } = state {
+        if from_local {
+            call.rec.add(|c| &c.local_hits, 1);
+        }
+        let kept_locally = from_local
+            || match (local, seen) {
+                (Some((_, local)), Some(seen)) => local.keep(
+                    call.key,
+                    &stored,
+                    left_ms,
+                    call.tags,
+                    &versions,
+                    call.options.local_ttl_cap().unwrap_or(Duration::MAX),
+                    store.shard_of(call.key),
+                    seen,
+                ),
+                _ => false,
+            };
+        if kept_locally
+            && !cloned
+            && let Some(typed) = typed
+        {
+            let _ = stored.decoded.set(typed.share(&value));
+        }
+    }
     match state {
         State::Kept { since } => Read::Kept {
             value,

@@ -38,38 +38,48 @@ pub struct EntryOptions {
     pub(crate) lock: Option<bool>,
     pub(crate) beta: Option<f64>,
     pub(crate) jitter: Option<f64>,
+    /// `Some(false)`: skip the in-process tier; `None`: the cache's setting.
+    pub(crate) local: Option<bool>,
+    /// The longest an entry may live in the in-process tier.
+    pub(crate) local_ttl: Option<Duration>,
     pub(crate) family: Cow<'static, str>,
     /// The family's counters, found once per cache (see `stats.rs`).
     pub(crate) counters: FamilySlot,
 }
 
+/// Every setting; not the counters, which are bookkeeping. Destructured so
+/// that a new field cannot be left out (and tuples compare only up to 12).
 impl PartialEq for EntryOptions {
     fn eq(&self, other: &Self) -> bool {
-        (
-            self.ttl,
-            self.none_ttl,
-            &self.tags,
-            self.stale,
-            self.fail_safe,
-            self.timeout,
-            self.hard_timeout,
-            self.lock,
-            self.beta,
-            self.jitter,
-            &self.family,
-        ) == (
-            other.ttl,
-            other.none_ttl,
-            &other.tags,
-            other.stale,
-            other.fail_safe,
-            other.timeout,
-            other.hard_timeout,
-            other.lock,
-            other.beta,
-            other.jitter,
-            &other.family,
-        )
+        let EntryOptions {
+            ttl,
+            none_ttl,
+            tags,
+            stale,
+            fail_safe,
+            timeout,
+            hard_timeout,
+            lock,
+            beta,
+            jitter,
+            local,
+            local_ttl,
+            family,
+            counters: _,
+        } = self;
+        *ttl == other.ttl
+            && *none_ttl == other.none_ttl
+            && *tags == other.tags
+            && *stale == other.stale
+            && *fail_safe == other.fail_safe
+            && *timeout == other.timeout
+            && *hard_timeout == other.hard_timeout
+            && *lock == other.lock
+            && *beta == other.beta
+            && *jitter == other.jitter
+            && *local == other.local
+            && *local_ttl == other.local_ttl
+            && *family == other.family
     }
 }
 
@@ -108,6 +118,8 @@ impl EntryOptions {
             lock: None,
             beta: None,
             jitter: None,
+            local: None,
+            local_ttl: None,
             family: Cow::Borrowed(""),
             counters: FamilySlot::new(),
         }
@@ -127,6 +139,8 @@ impl EntryOptions {
         lock: Option<bool>,
         beta: Option<f64>,
         jitter: Option<f64>,
+        local: Option<bool>,
+        local_ttl: Option<Duration>,
     ) -> Self {
         EntryOptions {
             ttl: capped(ttl),
@@ -139,6 +153,8 @@ impl EntryOptions {
             lock,
             beta,
             jitter,
+            local,
+            local_ttl: capped_opt(local_ttl),
             family: Cow::Borrowed(template),
             counters: FamilySlot::new(),
         }
@@ -215,6 +231,24 @@ impl EntryOptions {
         self
     }
 
+    /// Whether the entry may be kept in the cache's in-process tier, in
+    /// front of Redis (default: the cache's setting). `false` is for data
+    /// that must be fresh across instances, as an in-process copy can
+    /// outlive another instance's write. Caches without an in-process tier
+    /// ignore it.
+    pub fn local(mut self, on: bool) -> Self {
+        self.local = Some(on);
+        self
+    }
+
+    /// The longest the entry lives in the in-process tier, however long
+    /// its TTL: bounds how stale an in-process copy can get after another
+    /// instance changes it. Caches without an in-process tier ignore it.
+    pub fn local_ttl(mut self, cap: Duration) -> Self {
+        self.local_ttl = Some(capped(cap));
+        self
+    }
+
     /// The name statistics count this entry under
     /// ([`Stats::family`](crate::Stats::family)): a template such as
     /// `"report:<id>"`, never the key itself. Without it, only the cache's
@@ -232,8 +266,72 @@ impl EntryOptions {
             .max(self.fail_safe.unwrap_or_default())
     }
 
+    /// Whether the in-process tier may keep this entry: unless `local(false)`.
+    pub(crate) fn local_allowed(&self) -> bool {
+        self.local != Some(false)
+    }
+
+    /// The cap on this entry's life in the in-process tier, if any.
+    pub(crate) fn local_ttl_cap(&self) -> Option<Duration> {
+        self.local_ttl
+    }
+
     /// The statistics family, `""` when none was given.
     pub(crate) fn family_name(&self) -> &str {
         &self.family
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_tier_settings() {
+        let ttl = Duration::from_secs(60);
+        let default = EntryOptions::new(ttl);
+        assert!(default.local_allowed());
+        assert_eq!(default.local_ttl_cap(), None);
+
+        assert!(EntryOptions::new(ttl).local(true).local_allowed());
+        assert!(!EntryOptions::new(ttl).local(false).local_allowed());
+
+        let capped = EntryOptions::new(ttl).local_ttl(Duration::MAX);
+        assert_eq!(capped.local_ttl_cap(), Some(EntryOptions::LONGEST));
+        let attribute = EntryOptions::__attribute(
+            "",
+            ttl,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(false),
+            Some(Duration::MAX),
+        );
+        assert!(!attribute.local_allowed());
+        assert_eq!(attribute.local_ttl_cap(), Some(EntryOptions::LONGEST));
+    }
+
+    #[test]
+    fn local_tier_settings_count_for_equality() {
+        let ttl = Duration::from_secs(60);
+        let thirty = Duration::from_secs(30);
+        assert_ne!(EntryOptions::new(ttl), EntryOptions::new(ttl).local(false));
+        assert_ne!(
+            EntryOptions::new(ttl).local(true),
+            EntryOptions::new(ttl).local(false)
+        );
+        assert_ne!(
+            EntryOptions::new(ttl),
+            EntryOptions::new(ttl).local_ttl(thirty)
+        );
+        assert_eq!(
+            EntryOptions::new(ttl).local(true).local_ttl(thirty),
+            EntryOptions::new(ttl).local(true).local_ttl(thirty)
+        );
     }
 }

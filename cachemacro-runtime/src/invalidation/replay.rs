@@ -20,8 +20,11 @@
 //!   when there is none) before the rest of the queue. Conservative, never
 //!   silent: logged at error and counted (`invalidations_dropped`,
 //!   `namespace_flushes`). A drop during a running flush schedules another.
-//! * The queue belongs to one `Cache` handle (and its clones): two handles
-//!   connected separately to the same Redis do not bypass for each other.
+//! * The queue belongs to one `Cache` handle (and its clones); before a
+//!   replay, a handle on a shared Redis announces that entries stored
+//!   before now are not to be trusted (`tier/trust.rs`), so another
+//!   instance that noticed nothing refills them instead of serving what
+//!   the replay is about to clear.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -184,6 +187,13 @@ impl Replayer {
         self.spawn();
     }
 
+    /// How many targets wait to be replayed (a pending namespace flush
+    /// counts as one).
+    pub(crate) fn len(&self) -> usize {
+        let queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.order.len() + usize::from(queue.flush)
+    }
+
     /// Whether the cache may be used: nothing is queued. Never waits: when
     /// something is, the replay task is (re)started and the call bypasses.
     pub(crate) fn ready(&self) -> bool {
@@ -229,6 +239,12 @@ impl Replayer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .snapshot();
+        // Others may have served what these should have cleared since they
+        // failed: tell them to trust nothing stored before now.
+        if let Err(e) = shared.store.before_replay().await {
+            tracing::debug!(error = %e, "queued invalidations not replayed yet");
+            return false;
+        }
         if snapshot.flush.is_some() {
             if let Err(e) = shared.store.delete_prefix(&shared.namespace).await {
                 tracing::debug!(error = %e, "namespace flush not replayed yet");

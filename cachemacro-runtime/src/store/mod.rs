@@ -31,6 +31,9 @@ pub(crate) struct Stored {
     /// The value itself, kept by the memory store for types that can be
     /// cloned out of it (a hit is then a clone, not a decode).
     pub(crate) value: Option<Shared>,
+    /// The value as the first read that decoded it left it, for entries
+    /// the in-process tier keeps (its later hits clone it).
+    pub(crate) decoded: std::sync::OnceLock<Shared>,
 }
 
 impl std::fmt::Debug for Stored {
@@ -53,6 +56,7 @@ impl Stored {
             bytes: Arc::new(bytes),
             payload_at,
             value: None,
+            decoded: std::sync::OnceLock::new(),
         })
     }
 
@@ -65,6 +69,7 @@ impl Stored {
             bytes,
             payload_at,
             value: None,
+            decoded: std::sync::OnceLock::new(),
         })
     }
 
@@ -236,6 +241,60 @@ pub(crate) trait Store: Send + Sync + 'static {
         delta: i64,
         ttl: Option<Duration>,
     ) -> BoxFuture<'a, Result<i64, Error>>;
+
+    /// Whether other processes share this store (Redis): only then are
+    /// invalidations announced and entries judged by their fill time.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// How many shards this store's keys fall in, each with its own server
+    /// clock and its own outages: 1, or a cluster's 16 384 slots.
+    fn shards(&self) -> usize {
+        1
+    }
+
+    /// The shard of a full key.
+    fn shard_of(&self, _key: &str) -> usize {
+        0
+    }
+
+    /// Asks every node for its clock, each answer bounded by `limit`: what
+    /// tells an instance that a node is back (and since when).
+    fn probe(&self, _limit: Duration) -> BoxFuture<'_, Vec<Probe>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+
+    /// Publishes `message` on the pub/sub `channel` (every node of a cluster
+    /// hears it).
+    fn publish<'a>(
+        &'a self,
+        _channel: &'a str,
+        _message: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Runs before a replay of failed invalidations: a store others share
+    /// tells them not to trust entries stored before now.
+    fn before_replay(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Where to subscribe to announcements, in order of preference (a
+    /// cluster: its seed nodes). Empty for a store no one else shares.
+    fn listen_on(&self) -> Vec<::redis::Client> {
+        Vec::new()
+    }
+}
+
+/// One node's answer to [`Store::probe`].
+#[derive(Debug)]
+pub(crate) struct Probe {
+    /// The shards it serves.
+    pub(crate) shards: Vec<std::ops::RangeInclusive<usize>>,
+    /// Its clock (server ms), or why it did not answer.
+    pub(crate) now_ms: Result<u64, Error>,
 }
 
 #[cfg(test)]

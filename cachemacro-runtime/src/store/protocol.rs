@@ -102,6 +102,10 @@ pub(crate) struct Header {
     /// When the key expires, in ms on the server's clock, as the store
     /// stamped it; 0 when unknown (written by the manual API).
     pub(crate) expires_at: u64,
+    /// When it was stored, in ms on the server's clock; 0 when unknown.
+    /// An instance that may have missed invalidations trusts only entries
+    /// stored after it knew it missed none (`tier/trust.rs`).
+    pub(crate) filled_at: u64,
 }
 
 /// Whether stored bytes are a lease.
@@ -142,6 +146,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<(Header, &[u8])> {
         id: bytes[ID_AT..ID_AT + ID_LEN].try_into().ok()?,
         tags,
         expires_at: le_u64(bytes, EXPIRES_AT),
+        filled_at: le_u64(bytes, FILLED_AT),
     };
     Some((header, rest))
 }
@@ -434,6 +439,7 @@ mod tests {
             id: [1; 8],
             tags: vec![("t".into(), [2; 8])],
             expires_at: 0,
+            filled_at: 0,
         };
         let seen = |left_ms| Seen::Entry { entry: (), left_ms };
         let tags = ["t".to_string()];

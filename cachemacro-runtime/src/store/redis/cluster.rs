@@ -49,7 +49,7 @@ use crate::key::glob_escape;
 const ATTEMPTS: usize = 3;
 
 /// Slots in a Redis Cluster.
-const SLOTS: usize = 16_384;
+pub(super) const SLOTS: usize = 16_384;
 
 /// A primary as it describes itself: the `myself` line of `CLUSTER NODES`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +194,11 @@ impl SlotMap {
             .map(|(_, _, owner)| owner.as_str())
     }
 
+    /// `(first slot, last slot, primary)` for every range.
+    pub(super) fn ranges(&self) -> &[(u16, u16, String)] {
+        &self.ranges
+    }
+
     fn replicas(&self, primary: &str) -> usize {
         self.replicas.get(primary).copied().unwrap_or(0)
     }
@@ -237,7 +242,7 @@ fn replicas_of(nodes: &str, id: &str) -> usize {
 }
 
 /// `host:port` as a route to that node.
-fn by_address(addr: &str) -> Option<SingleNodeRoutingInfo> {
+pub(super) fn by_address(addr: &str) -> Option<SingleNodeRoutingInfo> {
     let (host, port) = addr.rsplit_once(':')?;
     Some(SingleNodeRoutingInfo::ByAddress {
         host: host
@@ -291,7 +296,7 @@ impl RedisStore {
     }
 
     /// The cluster's slot map, as a random node sees it.
-    async fn slot_map(&self) -> Result<SlotMap, Error> {
+    pub(super) async fn slot_map(&self) -> Result<SlotMap, Error> {
         let mut pipe = redis::pipe();
         pipe.cmd("CLUSTER").arg("SLOTS").cmd("CLUSTER").arg("NODES");
         let reply = self

@@ -31,6 +31,7 @@
 mod clock;
 mod cluster;
 mod conn;
+mod fleet;
 mod scan;
 mod scripts;
 mod slots;
@@ -67,6 +68,10 @@ pub(crate) struct RedisStore {
     bulk_timeout: Duration,
     url: String,
     clock: clock::ServerClock,
+    /// Where announcements are heard: the node, or a cluster's seeds.
+    listen: Vec<redis::Client>,
+    /// A cluster's primaries, as the last probe read them.
+    nodes: fleet::Nodes,
 }
 
 /// Removes any password from a URL before it reaches a log or an error.
@@ -102,8 +107,14 @@ impl RedisStore {
             })
         };
         let conn = connect(client.clone())?;
-        let bulk = connect(client)?;
-        Ok(RedisStore::with(conn, bulk, op_timeout, redacted))
+        let bulk = connect(client.clone())?;
+        Ok(RedisStore::with(
+            conn,
+            bulk,
+            op_timeout,
+            redacted,
+            vec![client],
+        ))
     }
 
     /// Builds a store on the cluster that `nodes` (any of its nodes, as
@@ -135,10 +146,28 @@ impl RedisStore {
         let bulk_timeout = op_timeout.saturating_mul(2);
         let conn = Conn::cluster(&client(op_timeout)?, connect_timeout, op_timeout);
         let bulk = Conn::cluster(&client(bulk_timeout)?, connect_timeout, bulk_timeout);
-        Ok(RedisStore::with(conn, bulk, op_timeout, described))
+        // Any node hears a cluster's pub/sub: subscribe to a seed.
+        let listen = nodes
+            .iter()
+            .filter_map(|n| {
+                let url = if n.contains("://") {
+                    n.clone()
+                } else {
+                    format!("redis://{n}")
+                };
+                redis::Client::open(url).ok()
+            })
+            .collect();
+        Ok(RedisStore::with(conn, bulk, op_timeout, described, listen))
     }
 
-    fn with(conn: Conn, bulk: Conn, op_timeout: Duration, url: String) -> Self {
+    fn with(
+        conn: Conn,
+        bulk: Conn,
+        op_timeout: Duration,
+        url: String,
+        listen: Vec<redis::Client>,
+    ) -> Self {
         RedisStore {
             conn,
             bulk,
@@ -146,6 +175,8 @@ impl RedisStore {
             bulk_timeout: op_timeout.saturating_mul(2),
             url,
             clock: clock::ServerClock::new(),
+            listen,
+            nodes: fleet::Nodes::default(),
         }
     }
 
@@ -548,6 +579,40 @@ impl Store for RedisStore {
                 other => other,
             }
         })
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn shards(&self) -> usize {
+        match self.conn.as_cluster() {
+            Some(_) => cluster::SLOTS,
+            None => 1,
+        }
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        match self.conn.as_cluster() {
+            Some(_) => usize::from(cluster::slot_of(key.as_bytes())),
+            None => 0,
+        }
+    }
+
+    fn probe(&self, limit: Duration) -> BoxFuture<'_, Vec<super::Probe>> {
+        Box::pin(self.probe_nodes(limit))
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.publish_on(channel, message))
+    }
+
+    fn listen_on(&self) -> Vec<redis::Client> {
+        self.listen.clone()
     }
 }
 

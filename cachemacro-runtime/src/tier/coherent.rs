@@ -1,0 +1,244 @@
+//! The store in front of a shared Redis: everything passes through, and
+//! what changes entries other instances may hold is announced.
+//!
+//! ## Behavior
+//!
+//! * A delete (keys, tag versions) or prefix delete drops the matching
+//!   local entries, deletes in Redis, drops them again (a fill that read
+//!   Redis before the delete cannot stay), then publishes the
+//!   announcement. If the publish fails the call fails, so the caller
+//!   queues and replays it like any invalidation that did not land.
+//! * A store that replaced an entry (a refresh, the manual `set`) drops it
+//!   locally and is announced; a failed announcement is only logged, as
+//!   the entry it replaced was not invalidated.
+//! * A read that fails makes its shard suspect (`trust.rs`).
+//! * Before a replay, the instance asks every node for its clock and
+//!   announces that entries stored before it are not to be trusted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Tier;
+use super::message::Announcement;
+use crate::Error;
+use crate::engine::Shared;
+use crate::store::{
+    Acquire, BoxFuture, Claim, EntryId, Expect, Found, Probe, Store, TagVersion, Token, Versioned,
+};
+
+pub(crate) struct Coherent {
+    remote: Arc<dyn Store>,
+    tier: Arc<Tier>,
+}
+
+impl Coherent {
+    pub(crate) fn new(remote: Arc<dyn Store>, tier: Arc<Tier>) -> Coherent {
+        Coherent { remote, tier }
+    }
+
+    async fn announce(&self, announcement: Announcement) -> Result<(), Error> {
+        let message = self.tier.message(&announcement);
+        self.remote.publish(&self.tier.channel, message).await?;
+        self.tier
+            .announced
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A failed read: the key's node may have missed invalidations.
+    fn failed<T>(&self, key: &str, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() {
+            let shard = self.remote.shard_of(key);
+            self.tier.trust.suspect(&[shard..=shard]);
+        }
+        result
+    }
+}
+
+impl Store for Coherent {
+    fn describe(&self) -> String {
+        self.remote.describe()
+    }
+
+    fn ping(&self, limit: Duration) -> BoxFuture<'_, Result<(), Error>> {
+        self.remote.ping(limit)
+    }
+
+    fn read<'a>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [String],
+        beta: f64,
+    ) -> BoxFuture<'a, Result<Versioned, Error>> {
+        Box::pin(async move {
+            let result = self.remote.read(key, tags, beta).await;
+            self.failed(key, result)
+        })
+    }
+
+    fn read_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Found>, Error>> {
+        Box::pin(async move {
+            let result = self.remote.read_many(keys).await;
+            if result.is_err() {
+                self.tier.trust.suspect_all();
+            }
+            result
+        })
+    }
+
+    fn versions<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<TagVersion>>, Error>> {
+        self.remote.versions(tags)
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        key: &'a str,
+        expect: Expect,
+        token: Token,
+        lease_ttl: Duration,
+        tags: &'a [String],
+        tag_ttl: Duration,
+    ) -> BoxFuture<'a, Result<(Acquire, Vec<TagVersion>), Error>> {
+        self.remote
+            .acquire(key, expect, token, lease_ttl, tags, tag_ttl)
+    }
+
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        id: EntryId,
+        token: Token,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.remote.lock(key, id, token, ttl)
+    }
+
+    fn store<'a>(
+        &'a self,
+        key: &'a str,
+        claim: Claim,
+        bytes: Arc<Vec<u8>>,
+        value: Option<Shared>,
+        tags: &'a [String],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let stored = self
+                .remote
+                .store(key, claim, bytes, value, tags, ttl)
+                .await?;
+            if stored && matches!(claim, Claim::Entry(_)) {
+                let keys = [key.to_owned()];
+                self.tier.drop_keys(&keys);
+                if let Err(e) = self.announce(Announcement::Keys(keys.into())).await {
+                    tracing::debug!(key, error = %e, "a replaced entry was not announced");
+                }
+            }
+            Ok(stored)
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, token: Token) -> BoxFuture<'a, Result<(), Error>> {
+        self.remote.release(key, token)
+    }
+
+    fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+            self.tier.drop_keys(&keys);
+            self.remote.set_many(entries, ttl).await?;
+            self.tier.drop_keys(&keys);
+            if let Err(e) = self.announce(Announcement::Keys(keys)).await {
+                tracing::warn!(error = %e, "entries set through the cache were not announced; other instances may serve the old ones from their local tier until it expires");
+            }
+            Ok(())
+        })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.remote.set_if_absent(key, bytes, ttl)
+    }
+
+    fn delete<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            self.tier.drop_keys(keys);
+            let deleted = self.remote.delete(keys).await;
+            self.tier.drop_keys(keys);
+            let deleted = deleted?;
+            self.announce(Announcement::Keys(keys.to_vec())).await?;
+            Ok(deleted)
+        })
+    }
+
+    fn delete_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            self.tier.drop_prefix(prefix);
+            let deleted = self.remote.delete_prefix(prefix).await;
+            self.tier.drop_prefix(prefix);
+            let deleted = deleted?;
+            self.announce(Announcement::Prefix(prefix.to_owned()))
+                .await?;
+            Ok(deleted)
+        })
+    }
+
+    fn incr<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<i64, Error>> {
+        self.remote.incr(key, delta, ttl)
+    }
+
+    fn shared(&self) -> bool {
+        self.remote.shared()
+    }
+
+    fn shards(&self) -> usize {
+        self.remote.shards()
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        self.remote.shard_of(key)
+    }
+
+    fn probe(&self, limit: Duration) -> BoxFuture<'_, Vec<Probe>> {
+        self.remote.probe(limit)
+    }
+
+    fn publish<'a>(
+        &'a self,
+        channel: &'a str,
+        message: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.remote.publish(channel, message)
+    }
+
+    fn before_replay(&self) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move {
+            let probes = self.remote.probe(self.tier.deaf_after).await;
+            let mut newest = 0;
+            for probe in probes {
+                newest = newest.max(probe.now_ms?);
+            }
+            self.announce(Announcement::Distrust(newest)).await
+        })
+    }
+
+    fn listen_on(&self) -> Vec<redis::Client> {
+        self.remote.listen_on()
+    }
+}

@@ -1,0 +1,192 @@
+//! The in-process tier: entries read from Redis, kept decoded in moka.
+//!
+//! ## Behavior
+//!
+//! * Holds entries a read found fresh, for at most the freshness they had
+//!   left and the local TTL (the cache's cap, or the function's), so a
+//!   local entry is never served past its freshness: early refresh, stale
+//!   and fail-safe go to Redis as before.
+//! * Holds the tag versions those reads saw; a local read needs each tag
+//!   the caller expects at the version the entry recorded.
+//! * Bounded by entry count (TinyLFU eviction).
+//! * Dropping is exact for keys and tags, by predicate for prefixes
+//!   (moka guarantees a dropped entry is never returned afterwards).
+//! * A fill races the drops: it reads the drop counters of its key and tags
+//!   (and the prefix/flush counter) before its Redis read, and after
+//!   inserting checks them again, removing what it inserted if any moved.
+//!   A drop that lands after the check removes the entry itself. So a
+//!   value read before an invalidation is never left behind it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use moka::sync::Cache as Moka;
+use tokio::time::Instant;
+
+use crate::store::{Stored, TagVersion};
+
+/// Drop counters for keys and tags, by hash.
+const STRIPES: usize = 256;
+
+/// One entry kept in process.
+pub(crate) struct Held {
+    pub(crate) stored: Arc<Stored>,
+    /// When its freshness ends.
+    fresh_until: Instant,
+    /// When this tier stops serving it (`fresh_until` or sooner).
+    until: Instant,
+    /// Its shard, for the trust check.
+    pub(crate) shard: usize,
+}
+
+/// The drop counters a fill saw before its read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen(u64);
+
+pub(crate) struct Local {
+    entries: Moka<String, Arc<Held>>,
+    tags: Moka<String, TagVersion>,
+    /// Bumped by prefix drops and flushes.
+    all: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    /// The longest an entry is served from here.
+    pub(crate) ttl: Duration,
+}
+
+fn stripe(key: &str) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize) % STRIPES
+}
+
+impl Local {
+    pub(crate) fn new(capacity: u64, ttl: Duration) -> Local {
+        Local {
+            entries: Moka::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+            tags: Moka::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+            all: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            ttl,
+        }
+    }
+
+    /// The drop counters of `key` and `tags`, before a read.
+    pub(crate) fn seen(&self, key: &str, tags: &[String]) -> Seen {
+        let mut sum = self.all.load(SeqCst);
+        sum = sum.wrapping_add(self.stripes[stripe(key)].load(SeqCst));
+        for tag in tags {
+            sum = sum.wrapping_add(self.stripes[stripe(tag)].load(SeqCst));
+        }
+        Seen(sum)
+    }
+
+    /// A fresh entry kept for `key`, with its freshness left (ms) and the
+    /// version this tier knows of each of `tags`; `None` when any is missing.
+    pub(crate) fn get(
+        &self,
+        key: &str,
+        tags: &[String],
+    ) -> Option<(Arc<Held>, i64, Vec<Option<TagVersion>>)> {
+        let held = self.entries.get(key)?;
+        let now = Instant::now();
+        if now >= held.until {
+            return None;
+        }
+        let left = i64::try_from((held.fresh_until - now).as_millis()).unwrap_or(i64::MAX);
+        let mut versions = Vec::with_capacity(tags.len());
+        for tag in tags {
+            versions.push(Some(self.tags.get(tag.as_str())?));
+        }
+        Some((held, left.max(1), versions))
+    }
+
+    /// Keeps what a read found fresh (`left_ms` of freshness), unless a
+    /// drop of its key or tags came since `seen`; true when kept.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn keep(
+        &self,
+        key: &str,
+        stored: &Arc<Stored>,
+        left_ms: i64,
+        tags: &[String],
+        versions: &[Option<TagVersion>],
+        cap: Duration,
+        shard: usize,
+        seen: Seen,
+    ) -> bool {
+        if left_ms <= 0 || self.seen(key, tags) != seen {
+            return false;
+        }
+        let now = Instant::now();
+        let fresh = Duration::from_millis(left_ms.unsigned_abs());
+        let fresh_until = now.checked_add(fresh).unwrap_or(now + self.ttl);
+        let until = now
+            .checked_add(fresh.min(cap).min(self.ttl))
+            .unwrap_or(fresh_until);
+        for (tag, version) in tags.iter().zip(versions) {
+            if let Some(version) = version {
+                self.tags.insert(tag.clone(), *version);
+            }
+        }
+        let held = Held {
+            stored: stored.clone(),
+            fresh_until,
+            until,
+            shard,
+        };
+        self.entries.insert(key.to_owned(), Arc::new(held));
+        if self.seen(key, tags) != seen {
+            self.entries.invalidate(key);
+            for tag in tags {
+                self.tags.invalidate(tag.as_str());
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Drops exact keys (entries or tags).
+    pub(crate) fn drop_keys(&self, keys: &[String]) {
+        for key in keys {
+            self.stripes[stripe(key)].fetch_add(1, SeqCst);
+            self.entries.invalidate(key.as_str());
+            self.tags.invalidate(key.as_str());
+        }
+    }
+
+    /// Drops everything under `prefix`.
+    pub(crate) fn drop_prefix(&self, prefix: &str) {
+        self.all.fetch_add(1, SeqCst);
+        let owned = prefix.to_owned();
+        let tags_prefix = owned.clone();
+        let dropped = self
+            .entries
+            .invalidate_entries_if(move |k, _| k.starts_with(owned.as_str()))
+            .and_then(|_| {
+                self.tags
+                    .invalidate_entries_if(move |k, _| k.starts_with(tags_prefix.as_str()))
+            });
+        if dropped.is_err() {
+            self.flush();
+        }
+    }
+
+    /// Drops everything.
+    pub(crate) fn flush(&self) {
+        self.all.fetch_add(1, SeqCst);
+        self.entries.invalidate_all();
+        self.tags.invalidate_all();
+    }
+
+    /// Entries held now (moka's estimate).
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.entry_count()
+    }
+}

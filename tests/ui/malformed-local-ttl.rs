@@ -1,0 +1,16 @@
+use cachemacro_runtime::cached;
+
+#[cached(key = "user:<user_id>", ttl = "1h", local_ttl = "30 seconds or so")]
+async fn user_name(user_id: u64) -> String {
+    format!("user {user_id}")
+}
+
+#[cached(key = "user-email:<user_id>", ttl = "1h", local_ttl = "5M")]
+async fn user_email(user_id: u64) -> String {
+    format!("user {user_id}")
+}
+
+fn main() {
+    drop(user_name(1));
+    drop(user_email(1));
+}
