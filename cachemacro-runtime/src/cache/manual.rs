@@ -12,8 +12,10 @@ use crate::store::{Found, TagVersion};
 impl Cache {
     /// Reads a value written by [`Cache::set`], [`Cache::get_or_load`] or a
     /// `#[cached]` function. Absent, expired and undecodable entries are
-    /// `Ok(None)`, and so is an entry one of whose tags was invalidated, or
-    /// one kept past its freshness (for `stale`/`fail_safe`).
+    /// `Ok(None)`, and so is an entry one of whose tags was invalidated, one
+    /// kept past its freshness (for `stale`/`fail_safe`), or, on Redis, one
+    /// stored before an outage this instance noticed (it may have missed an
+    /// invalidation of it; see the README's "Two tiers").
     ///
     /// # Errors
     /// A backend failure or timeout; [`Error::InvalidationsPending`] while
@@ -63,7 +65,18 @@ impl Cache {
                     .unzip(),
                 None => (Vec::new(), Vec::new()),
             };
-            let value = match (found.state(&own, &now, 0.0), found.stored()) {
+            let mut state = found.state(&own, &now, 0.0);
+            if let (Some(tier), Some(stored)) = (self.tier(), found.stored())
+                && !tier.trust.trusts(
+                    || self.store().shard_of(&self.full_key(key)),
+                    stored.header.filled_at,
+                )
+            {
+                // Stored before this instance may have missed an invalidation.
+                rec.add(|c| &c.distrusted, 1);
+                state = State::Stale;
+            }
+            let value = match (state, found.stored()) {
                 (State::Fresh { .. }, Some(stored)) => match stored.decode::<Bincode, T>() {
                     Decoded::Value(value) => Some(value),
                     Decoded::Mismatch(why) => {

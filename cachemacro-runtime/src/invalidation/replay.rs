@@ -239,6 +239,9 @@ impl Replayer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .snapshot();
+        if snapshot.flush.is_none() && snapshot.targets.is_empty() {
+            return true;
+        }
         // Others may have served what these should have cleared since they
         // failed: tell them to trust nothing stored before now.
         if let Err(e) = shared.store.before_replay().await {

@@ -190,3 +190,87 @@ impl Local {
         self.entries.entry_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Bincode;
+    use crate::store::protocol::{Meta, encode};
+
+    fn stored(value: u32, tags: &[(String, TagVersion)]) -> Arc<Stored> {
+        let bytes = encode::<Bincode, _>(&value, tags, Meta::default()).unwrap();
+        Arc::new(Stored::parse(bytes).unwrap())
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_fill_that_read_before_a_drop_is_not_kept() {
+        let local = Local::new(100, LONG);
+        let key = "ns:k".to_string();
+        // Read before the drop, kept after it: refused.
+        let seen = local.seen(&key, &[]);
+        local.drop_keys(std::slice::from_ref(&key));
+        assert!(!local.keep(&key, &stored(1, &[]), 10_000, &[], &[], LONG, 0, seen));
+        assert!(local.get(&key, &[]).is_none());
+        // A prefix drop voids fills of every key.
+        let seen = local.seen(&key, &[]);
+        local.drop_prefix("other:");
+        assert!(!local.keep(&key, &stored(1, &[]), 10_000, &[], &[], LONG, 0, seen));
+        // Undisturbed: kept and served with its freshness left.
+        let seen = local.seen(&key, &[]);
+        assert!(local.keep(&key, &stored(1, &[]), 10_000, &[], &[], LONG, 0, seen));
+        let (_, left, _) = local.get(&key, &[]).expect("held");
+        assert!(left > 9_000 && left <= 10_000, "{left}");
+        local.drop_prefix("ns:");
+        assert!(local.get(&key, &[]).is_none(), "gone with its prefix");
+    }
+
+    #[tokio::test]
+    async fn tags_must_be_held_at_the_recorded_version() {
+        let local = Local::new(100, LONG);
+        let (key, tag) = ("ns:k".to_string(), "ns:__cachemacro:tag:t".to_string());
+        let tags = [tag.clone()];
+        let entry = stored(1, &[(tag.clone(), [7; 8])]);
+        let seen = local.seen(&key, &tags);
+        assert!(local.keep(&key, &entry, 10_000, &tags, &[Some([7; 8])], LONG, 0, seen));
+        let (_, _, versions) = local.get(&key, &tags).expect("held with its tag");
+        assert_eq!(versions, [Some([7; 8])]);
+        // The tag invalidated: the entry is no longer served from here.
+        local.drop_keys(std::slice::from_ref(&tag));
+        assert!(local.get(&key, &tags).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_is_served_past_its_freshness_or_its_local_ttl() {
+        let local = Local::new(100, LONG);
+        let key = "ns:k".to_string();
+        let seen = local.seen(&key, &[]);
+        assert!(local.keep(
+            &key,
+            &stored(1, &[]),
+            5_000,
+            &[],
+            &[],
+            Duration::from_secs(1),
+            0,
+            seen
+        ));
+        tokio::time::advance(Duration::from_millis(900)).await;
+        assert!(local.get(&key, &[]).is_some());
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(
+            local.get(&key, &[]).is_none(),
+            "past the function's local_ttl"
+        );
+        let seen = local.seen(&key, &[]);
+        assert!(local.keep(&key, &stored(1, &[]), 500, &[], &[], LONG, 0, seen));
+        tokio::time::advance(Duration::from_millis(600)).await;
+        assert!(local.get(&key, &[]).is_none(), "past its freshness");
+        let seen = local.seen(&key, &[]);
+        assert!(
+            !local.keep(&key, &stored(1, &[]), 0, &[], &[], LONG, 0, seen),
+            "a kept (stale) entry is never held"
+        );
+    }
+}

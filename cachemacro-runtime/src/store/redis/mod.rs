@@ -180,6 +180,18 @@ impl RedisStore {
         }
     }
 
+    /// Stamps an entry written without a script (the manual API) with the
+    /// server's time as this process measures it, so that it is judged by
+    /// its fill time like any other after an outage (`tier/trust.rs`).
+    fn stamp_fill(&self, bytes: &mut [u8]) {
+        if let Some(now) = self.clock.now()
+            && protocol::parse(bytes).is_some()
+        {
+            let now = u64::try_from(now).unwrap_or(0);
+            bytes[protocol::FILLED_AT..protocol::FILLED_AT + 8].copy_from_slice(&now.to_le_bytes());
+        }
+    }
+
     /// Runs a script that replies `{outcome, server time}`, measuring the
     /// server's clock on the way.
     async fn scripted(&self, call: &scripts::Call<'_>) -> Result<i64, Error> {
@@ -505,6 +517,10 @@ impl Store for RedisStore {
     ) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let ms = ttl_millis(ttl);
+            let mut entries = entries;
+            for (_, bytes) in &mut entries {
+                self.stamp_fill(bytes);
+            }
             self.batch(&entries, |(key, value)| {
                 let mut set = redis::cmd("PSETEX");
                 set.arg(key).arg(ms).arg(value);
@@ -523,6 +539,8 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let ms = ttl_millis(ttl);
+            let mut bytes = bytes;
+            self.stamp_fill(&mut bytes);
             let reply: Option<String> = self
                 .run(|mut c| async move {
                     redis::cmd("SET")
