@@ -288,3 +288,133 @@ async fn per_function_local_settings() {
         "past its local_ttl the entry is read from Redis again"
     );
 }
+
+static PAGE_LOADS: AtomicU64 = AtomicU64::new(0);
+static CATALOG: AtomicU64 = AtomicU64::new(1);
+
+#[cached(key = "page:<n>", ttl = "1h", tags = ["catalog"], cache = cache)]
+async fn page(cache: &Cache, n: u64) -> u64 {
+    PAGE_LOADS.fetch_add(1, SeqCst);
+    CATALOG.load(SeqCst) * 1000 + n
+}
+
+/// After a tag invalidation, a local entry recorded at the tag's old
+/// version is dropped when read, not left to shadow the refilled entry in
+/// Redis (which would load on every call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidation_does_not_leave_local_entries_shadowing_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = instance(&server.url(), &server.stored_key("tagshadow")).await;
+    for n in [1, 2] {
+        page(&a, n).await; // fills Redis
+        page(&a, n).await; // kept locally
+    }
+    a.invalidate_tag("catalog").await.unwrap();
+    CATALOG.fetch_add(1, SeqCst);
+    // Page 2 refills, and its next read keeps the tag's new version locally.
+    page(&a, 2).await;
+    page(&a, 2).await;
+    assert_eq!(page(&a, 1).await, 2001, "page 1 refills");
+    let before = PAGE_LOADS.load(SeqCst);
+    for _ in 0..5 {
+        assert_eq!(page(&a, 1).await, 2001);
+    }
+    assert_eq!(PAGE_LOADS.load(SeqCst), before, "a refilled key hits");
+}
+
+/// An instance whose runtime is not driven (so its listener cannot apply
+/// announcements) stops serving from its local tier once no heartbeat has
+/// been confirmed recently: it reads Redis instead.
+#[test]
+fn an_instance_whose_listener_cannot_run_stops_serving_locally() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let ns = server.stored_key("undriven");
+    let driven_only_by_calls = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let other = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let user = 60;
+    let b = driven_only_by_calls.block_on(async {
+        let b = instance(&server.url(), &ns).await;
+        profile(&b, user).await;
+        profile(&b, user).await;
+        let hits = b.stats().local_hits;
+        profile(&b, user).await;
+        assert_eq!(b.stats().local_hits, hits + 1, "held locally");
+        b
+    });
+    other.block_on(async {
+        let a = instance(&server.url(), &ns).await;
+        edit_profile(&a, user).await;
+        assert_eq!(a.stats().invalidation_errors, 0);
+    });
+    // Longer than a heartbeat and half the operation timeout (50 + 100 ms).
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        driven_only_by_calls.block_on(profile(&b, user)),
+        ROWS[user].load(SeqCst),
+        "B read Redis, not its unconfirmed local tier"
+    );
+}
+
+/// Redis 7 ACL users get no pub/sub channels by default: the cache then
+/// runs without announcements (and without a local tier) instead of
+/// failing every invalidation, and `health()` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pubsub_rights_the_cache_still_works_and_says_so() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut conn = server.raw().await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@all")
+        .arg("resetchannels")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let url = server.url().replace("redis://", "redis://app:pw@");
+    let cache = Cache::builder()
+        .url(&url)
+        .namespace(server.stored_key("acl"))
+        .operation_timeout(Duration::from_millis(200))
+        .local_capacity(100)
+        .connect()
+        .await
+        .expect("connect");
+    let user = 61;
+    profile(&cache, user).await;
+    edit_profile(&cache, user).await;
+    assert_eq!(
+        cache.health().queued_invalidations,
+        0,
+        "the invalidation landed"
+    );
+    assert_eq!(profile(&cache, user).await, ROWS[user].load(SeqCst));
+    let hits = cache.stats().hits;
+    assert_eq!(profile(&cache, user).await, ROWS[user].load(SeqCst));
+    assert_eq!(cache.stats().hits, hits + 1, "caching works");
+    let health = cache.health();
+    assert!(
+        !health.local.coherent,
+        "no local tier without announcements"
+    );
+    let why = health
+        .announcements
+        .and_then(|a| a.last_error)
+        .unwrap_or_default();
+    assert!(why.contains("pub/sub refused"), "health names it: {why}");
+}

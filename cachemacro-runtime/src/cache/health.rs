@@ -19,8 +19,8 @@ use super::handle::Cache;
 pub struct Health {
     /// `memory`, or the Redis URL without its password.
     pub backend: String,
-    /// Whether the backend answers now, as far as this instance knows (the
-    /// breaker is closed and every node answered its last probe).
+    /// Whether the backend answers now, as far as this instance knows
+    /// (every node answered its last probe).
     pub reachable: bool,
     /// Failed invalidations waiting to be replayed; while any wait, the
     /// cache is bypassed.
@@ -59,7 +59,7 @@ pub struct AnnouncementHealth {
     pub reconnects: u64,
     /// Why it last lost it (or could not subscribe).
     pub last_error: Option<String>,
-    /// Announcements sent and heard (its own echoes aside).
+    /// Announcements this instance sent.
     pub sent: u64,
     /// Announcements heard from other instances.
     pub heard: u64,

@@ -331,6 +331,8 @@ pub(super) struct Fill {
     /// This caller holds the entry's refresh lock: it refreshes, and only
     /// it may re-store an old value for the fail-safe throttle.
     pub(super) refreshing: bool,
+    /// The tier's trust epoch when the claim was taken (see `write.rs`).
+    pub(super) epoch: Option<u64>,
 }
 
 impl Fill {
@@ -360,6 +362,7 @@ pub(super) async fn refresh_fill(call: &Call<'_>, stored: &Stored) -> Fill {
     let token = Token::new();
     let id = stored.header.id;
     let lease_ttl = call.cache.settings().lease_ttl;
+    let epoch = call.cache.tier().map(|t| t.trust.epoch());
     // Armed before the request: if it is cancelled, or times out here but
     // lands on the server, the guard frees the lock (a compare, harmless
     // if it was never taken).
@@ -387,6 +390,7 @@ pub(super) async fn refresh_fill(call: &Call<'_>, stored: &Stored) -> Fill {
         holds: Holds::Entry(id),
         tags: stored.header.tags.clone(),
         refreshing,
+        epoch,
     }
 }
 
@@ -399,6 +403,7 @@ pub(super) async fn lease(
     let token = Token::new();
     let guard = Guard::new(call, token, true);
     let options = call.options;
+    let epoch = call.cache.tier().map(|t| t.trust.epoch());
     let tag_ttl = options
         .ttl
         .max(options.none_ttl.unwrap_or_default())
@@ -422,6 +427,7 @@ pub(super) async fn lease(
         holds,
         tags,
         refreshing: false,
+        epoch,
     };
     Ok((outcome, fill))
 }

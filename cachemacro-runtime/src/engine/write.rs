@@ -156,6 +156,18 @@ async fn write(
     let Some(claim) = fill.claim() else {
         return Written::Refused;
     };
+    // Since the claim was taken this instance learned it may have missed an
+    // invalidation (an outage, a replay elsewhere): the value may predate a
+    // write whose invalidation never reached this key. Not stored; the
+    // guard gives the claim back.
+    if call.cache.tier().map(|t| t.trust.epoch()) != fill.epoch {
+        call.rec.add(|c| &c.fills_dropped, 1);
+        tracing::debug!(
+            key = fill.key(),
+            "invalidations may have been missed while this value loaded; not storing it"
+        );
+        return Written::Refused;
+    }
     let tags: Vec<String> = std::mem::take(&mut fill.tags)
         .into_iter()
         .map(|(k, _)| k)

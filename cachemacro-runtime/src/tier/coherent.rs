@@ -16,6 +16,7 @@
 //!   announces that entries stored before it are not to be trusted.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::Tier;
@@ -37,17 +38,31 @@ impl Coherent {
     }
 
     async fn announce(&self, announcement: Announcement) -> Result<(), Error> {
+        if self.tier.unsupported() {
+            return Ok(());
+        }
         let message = self.tier.message(&announcement);
-        self.remote.publish(&self.tier.channel, message).await?;
-        self.tier
-            .announced
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        match self.remote.publish(&self.tier.channel, message).await {
+            Ok(()) => {
+                self.tier.announced.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            // Pub/sub refused (an ACL without channels, a proxy without
+            // pub/sub): there is no fleet to tell, and no local tier.
+            Err(e) if super::pubsub_refused(&e.to_string()) => {
+                self.tier.refused(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// A failed read: the key's node may have missed invalidations.
+    /// A read that timed out or lost its connection: the key's node may
+    /// have missed invalidations (an error reply proves it answered).
     fn failed<T>(&self, key: &str, result: Result<T, Error>) -> Result<T, Error> {
-        if result.is_err() {
+        if let Err(e) = &result
+            && unreachable(e)
+        {
             let shard = self.remote.shard_of(key);
             self.tier.trust.suspect(&[shard..=shard]);
         }
@@ -79,8 +94,13 @@ impl Store for Coherent {
     fn read_many<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Found>, Error>> {
         Box::pin(async move {
             let result = self.remote.read_many(keys).await;
-            if result.is_err() {
-                self.tier.trust.suspect_all();
+            if let Err(e) = &result
+                && unreachable(e)
+            {
+                for key in keys {
+                    let shard = self.remote.shard_of(key);
+                    self.tier.trust.suspect(&[shard..=shard]);
+                }
             }
             result
         })
@@ -176,8 +196,12 @@ impl Store for Coherent {
             self.tier.drop_keys(keys);
             let deleted = self.remote.delete(keys).await;
             self.tier.drop_keys(keys);
+            // Announced even when part of it failed (on a cluster, the keys
+            // on live primaries are gone): dropping a local entry is always
+            // safe, and the replay announces again.
+            let announced = self.announce(Announcement::Keys(keys.to_vec())).await;
             let deleted = deleted?;
-            self.announce(Announcement::Keys(keys.to_vec())).await?;
+            announced?;
             Ok(deleted)
         })
     }
@@ -187,9 +211,9 @@ impl Store for Coherent {
             self.tier.drop_prefix(prefix);
             let deleted = self.remote.delete_prefix(prefix).await;
             self.tier.drop_prefix(prefix);
+            let announced = self.announce(Announcement::Prefix(prefix.to_owned())).await;
             let deleted = deleted?;
-            self.announce(Announcement::Prefix(prefix.to_owned()))
-                .await?;
+            announced?;
             Ok(deleted)
         })
     }
@@ -229,16 +253,38 @@ impl Store for Coherent {
 
     fn before_replay(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
+            // The newest clock among the nodes that answer: one node down
+            // must not hold back the announcement the others need.
             let probes = self.remote.probe(self.tier.deaf_after).await;
-            let mut newest = 0;
+            let mut newest = None;
+            let mut failed = None;
             for probe in probes {
-                newest = newest.max(probe.now_ms?);
+                match probe.now_ms {
+                    Ok(ms) => newest = newest.max(Some(ms)),
+                    Err(e) => failed = Some(e),
+                }
             }
-            self.announce(Announcement::Distrust(newest)).await
+            match (newest, failed) {
+                (Some(ms), _) => self.announce(Announcement::Distrust(ms)).await,
+                (None, Some(e)) => Err(e),
+                (None, None) => Ok(()),
+            }
         })
     }
 
     fn listen_on(&self) -> Vec<redis::Client> {
         self.remote.listen_on()
+    }
+}
+
+/// Whether an error means the node could not be reached (as opposed to an
+/// answer that was an error).
+fn unreachable(e: &Error) -> bool {
+    match e {
+        Error::Timeout(_) | Error::Connect { .. } | Error::Unavailable(_) => true,
+        Error::Backend(source) => source
+            .downcast_ref::<redis::RedisError>()
+            .is_none_or(|e| e.is_io_error() || e.is_connection_dropped() || e.is_timeout()),
+        _ => false,
     }
 }

@@ -6,7 +6,9 @@
 //!   retrying every 50 ms, backing off to 250 ms.
 //! * Pings on the subscription every heartbeat; a ping unanswered within
 //!   half the operation timeout, or the connection closing, makes the
-//!   instance deaf (`Tier::deaf`) and starts over.
+//!   instance deaf (`Tier::deaf`) and starts over. An answered ping
+//!   confirms, once the messages received before its reply are applied,
+//!   that the local tier is still coherent (`Tier::coherent`).
 //! * Ends when the cache is dropped; if its runtime shuts down first, the
 //!   instance is marked deaf, and the next call restarts it.
 
@@ -24,17 +26,21 @@ struct Stopped(Weak<Tier>);
 impl Drop for Stopped {
     fn drop(&mut self) {
         alive(&self.0, |t| {
-            t.deaf("the announcement listener stopped".into());
-            t.running.store(false, SeqCst);
+            if !t.unsupported() {
+                t.deaf("the announcement listener stopped".into());
+                t.running.store(false, SeqCst);
+            }
         });
     }
 }
 
 pub(super) async fn listen(tier: Weak<Tier>, clients: Vec<redis::Client>) {
-    let _stopped = Stopped(tier.clone());
     if clients.is_empty() {
+        // Nothing to listen on: stay deaf, and do not restart.
+        alive(&tier, |t| t.refused("no node to subscribe on".into()));
         return;
     }
+    let _stopped = Stopped(tier.clone());
     let mut attempt = 0usize;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -60,6 +66,10 @@ pub(super) async fn listen(tier: Weak<Tier>, clients: Vec<redis::Client>) {
             Ok(Ok(pubsub)) => pubsub,
             failed => {
                 let why = match failed {
+                    Ok(Err(e)) if super::pubsub_refused(&e.to_string()) => {
+                        alive(&tier, |t| t.refused(e.to_string()));
+                        return;
+                    }
                     Ok(Err(e)) => format!("cannot subscribe on {node}: {e}"),
                     _ => format!("cannot subscribe on {node} within {connect_timeout:?}"),
                 };
@@ -72,11 +82,15 @@ pub(super) async fn listen(tier: Weak<Tier>, clients: Vec<redis::Client>) {
         };
         delay = Duration::from_millis(50);
         let (sink, mut stream) = pubsub.split();
-        let beat = tokio::spawn(beat(tier.clone(), sink, heartbeat, deaf_after));
+        let (confirm, mut confirmed) = tokio::sync::mpsc::unbounded_channel();
+        let beat = tokio::spawn(beat(tier.clone(), sink, heartbeat, deaf_after, confirm));
         tokio::pin!(beat);
         alive(&tier, |t| t.heard_on(node.clone()));
         let why = loop {
+            // Biased: messages that arrived before a heartbeat's reply are
+            // applied before the heartbeat vouches for them.
             tokio::select! {
+                biased;
                 message = stream.next() => match message {
                     Some(message) => {
                         if alive(&tier, |t| t.hear(message.get_payload_bytes())).is_none() {
@@ -85,6 +99,11 @@ pub(super) async fn listen(tier: Weak<Tier>, clients: Vec<redis::Client>) {
                     }
                     None => break format!("the subscription on {node} closed"),
                 },
+                Some(sent) = confirmed.recv() => {
+                    if alive(&tier, |t| t.confirm(sent)).is_none() {
+                        return;
+                    }
+                }
                 ended = &mut beat => break match ended {
                     Ok(why) => why,
                     Err(_) => "the heartbeat task stopped".into(),
@@ -100,19 +119,24 @@ pub(super) async fn listen(tier: Weak<Tier>, clients: Vec<redis::Client>) {
 }
 
 /// Pings on the subscription until a ping goes unanswered; says why.
+/// Each answered ping sends when it went out to the listener, which then
+/// has every message received before the reply.
 async fn beat(
     tier: Weak<Tier>,
     mut sink: redis::aio::PubSubSink,
     every: Duration,
     deaf_after: Duration,
+    confirm: tokio::sync::mpsc::UnboundedSender<u64>,
 ) -> String {
     loop {
         tokio::time::sleep(every).await;
-        if tier.strong_count() == 0 {
+        let Some(sent) = alive(&tier, |t| t.trust.clock()) else {
             return "the cache was dropped".into();
-        }
+        };
         match tokio::time::timeout(deaf_after, sink.ping::<redis::Value>()).await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => {
+                let _ = confirm.send(sent);
+            }
             Ok(Err(e)) => return format!("heartbeat failed: {e}"),
             Err(_) => return format!("heartbeat unanswered for {deaf_after:?}"),
         }

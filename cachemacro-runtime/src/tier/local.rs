@@ -104,6 +104,12 @@ impl Local {
         for tag in tags {
             versions.push(Some(self.tags.get(tag.as_str())?));
         }
+        // A tag moved on since this entry was read: Redis may hold a newer
+        // one. Dropped here, so the caller reads Redis instead.
+        if !crate::store::protocol::tags_current(&held.stored.header, tags, &versions) {
+            self.entries.invalidate(key);
+            return None;
+        }
         Some((held, left.max(1), versions))
     }
 

@@ -66,9 +66,10 @@ impl Announcement {
                 let mut keys = Vec::new();
                 while !body.is_empty() {
                     let len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
-                    let key = std::str::from_utf8(body.get(4..4 + len)?).ok()?;
+                    let end = len.checked_add(4)?;
+                    let key = std::str::from_utf8(body.get(4..end)?).ok()?;
                     keys.push(key.to_owned());
-                    body = &body[4 + len..];
+                    body = &body[end..];
                 }
                 Announcement::Keys(keys)
             }

@@ -15,11 +15,13 @@
 //!   them itself before and after the delete (read-your-writes).
 //! * **Deafness.** While the subscription is down, or its heartbeat goes
 //!   unanswered for half the operation timeout, the local tier is flushed
-//!   and not used, and every shard is suspect (see `trust.rs`): Redis is
+//!   and not used (and it is not used either once no heartbeat was
+//!   confirmed, after the messages before it, for a heartbeat and a half
+//!   operation timeout), and every shard is suspect (see `trust.rs`): Redis is
 //!   read, but what it holds is refilled until this instance listens again
 //!   and its probes reach the nodes.
 //! * **Outages.** A node that does not answer a probe (every quarter of the
-//!   operation timeout, each bounded by half of it) or a read is suspect
+//!   operation timeout, between 10 and 250 ms, each bounded by half of it) or a read is suspect
 //!   until a later probe reaches it; an instance that replays invalidations
 //!   announces first that entries stored before now are not to be trusted.
 
@@ -67,6 +69,12 @@ pub(crate) struct Tier {
     channel: String,
     sender: Sender,
     listening: AtomicBool,
+    /// Redis refused pub/sub.
+    unsupported: AtomicBool,
+    /// When the last heartbeat whose reply came after every message before
+    /// it was sent (local ms, `trust.clock()`), and how long that vouches.
+    confirmed: AtomicU64,
+    confirm_for_ms: u64,
     hearing: Mutex<Hearing>,
     pub(crate) flushes: AtomicU64,
     pub(crate) announced: AtomicU64,
@@ -96,6 +104,9 @@ impl Tier {
             channel: format!("{namespace}__cachemacro:announce"),
             sender: rand::random(),
             listening: AtomicBool::new(false),
+            unsupported: AtomicBool::new(false),
+            confirmed: AtomicU64::new(0),
+            confirm_for_ms: u64::try_from((heartbeat + deaf_after).as_millis()).unwrap_or(u64::MAX),
             hearing: Mutex::new(Hearing::default()),
             flushes: AtomicU64::new(0),
             announced: AtomicU64::new(0),
@@ -124,9 +135,42 @@ impl Tier {
         runtime.spawn(watch::watch(tier, Arc::downgrade(store)));
     }
 
-    /// Whether local entries may be served: listening for announcements.
+    /// Whether pub/sub was refused (see [`pubsub_refused`]).
+    pub(crate) fn unsupported(&self) -> bool {
+        self.unsupported.load(SeqCst)
+    }
+
+    /// Pub/sub is refused: no announcements, no local tier, and no
+    /// suspicion from a subscription that can never be.
+    fn refused(&self, why: String) {
+        if !self.unsupported.swap(true, SeqCst) {
+            self.listening.store(false, SeqCst);
+            if let Some(local) = &self.local {
+                local.flush();
+            }
+            tracing::warn!(reason = %why, "Redis refuses pub/sub here: invalidations are not announced to other instances and the local tier is off");
+            let mut hearing = self.hearing.lock().unwrap_or_else(|e| e.into_inner());
+            hearing.last_error = Some(format!("pub/sub refused: {why}"));
+        }
+    }
+
+    /// Whether local entries may be served: listening for announcements,
+    /// and every announcement published before a recent heartbeat applied
+    /// (so a listener that stopped running, or a connection that died
+    /// without closing, stops local hits within a heartbeat and a half
+    /// operation timeout, never later).
     pub(crate) fn coherent(&self) -> bool {
         self.listening.load(SeqCst)
+            && self
+                .trust
+                .clock()
+                .saturating_sub(self.confirmed.load(SeqCst))
+                <= self.confirm_for_ms
+    }
+
+    /// Everything published before `sent` (local ms) was applied.
+    fn confirm(&self, sent: u64) {
+        self.confirmed.fetch_max(sent, SeqCst);
     }
 
     pub(crate) fn hearing(&self) -> Hearing {
@@ -136,8 +180,14 @@ impl Tier {
             .clone()
     }
 
-    /// Listening again.
+    /// Listening again. Every shard stays suspect until a probe sent from
+    /// now on answers: one sent before could miss a watermark announced
+    /// while this instance was not yet subscribed.
     fn heard_on(&self, node: String) {
+        if self.trust.suspect_shards() > 0 {
+            self.trust.suspect_all();
+        }
+        self.confirm(self.trust.clock());
         let mut hearing = self.hearing.lock().unwrap_or_else(|e| e.into_inner());
         hearing.node = Some(node);
         hearing.subscribed_at = Some(std::time::SystemTime::now());
@@ -198,6 +248,15 @@ impl Tier {
     fn message(&self, announcement: &Announcement) -> Vec<u8> {
         announcement.encode(&self.sender)
     }
+}
+
+/// Whether an error says this Redis (or this user) will never do pub/sub:
+/// an ACL without channel rights, or a proxy without the commands.
+pub(crate) fn pubsub_refused(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    ["noperm", "no permissions", "unknown command", "not allowed"]
+        .iter()
+        .any(|p| error.contains(p))
 }
 
 /// Runs `f` on the tier while it lives; `None` once the cache is gone.

@@ -17,23 +17,23 @@ pub(super) async fn watch(tier: Weak<Tier>, store: Weak<dyn Store>) {
         let (Some(t), Some(store)) = (tier.upgrade(), store.upgrade()) else {
             return;
         };
-        let generation = t.trust.generation();
-        t.trust.probe_sent();
+        let sent = t.trust.probe_sent();
         let probes = store.probe(t.deaf_after).await;
-        t.trust.probe_done();
-        let listening = t.listening.load(SeqCst);
         let (answered, failed): (Vec<_>, Vec<_>) =
             probes.into_iter().partition(|p| p.now_ms.is_ok());
-        if listening {
-            for probe in &answered {
-                if let Ok(now_ms) = probe.now_ms {
-                    t.trust.recover(&probe.shards, now_ms, generation);
-                }
-            }
-        }
         for probe in failed {
             tracing::debug!(error = ?probe.now_ms.err(), "a cache node did not answer its probe");
             t.trust.suspect(&probe.shards);
+        }
+        t.trust.probe_done();
+        // Only while listening (a watermark announced while deaf was
+        // missed), or where pub/sub is refused and nothing is announced.
+        if t.listening.load(SeqCst) || t.unsupported() {
+            for probe in &answered {
+                if let Ok(now_ms) = probe.now_ms {
+                    t.trust.recover(&probe.shards, now_ms, sent);
+                }
+            }
         }
     }
 }
