@@ -222,11 +222,20 @@ impl Cache {
     }
 
     /// Deletes full targets; what fails is queued for replay and returned.
+    /// If the call is dropped before it finishes (a cancelled request), the
+    /// targets are queued: a delete may have landed without its
+    /// announcement, and the replay announces it.
     pub(crate) async fn delete_targets(
         &self,
         targets: &[Pattern],
     ) -> Result<u64, (Error, Vec<Pattern>)> {
-        crate::invalidation::run(&self.0.store, &self.0.replay, targets).await
+        let mut unfinished = Unfinished {
+            cache: self,
+            targets: Some(targets.to_vec()),
+        };
+        let result = crate::invalidation::run(&self.0.store, &self.0.replay, targets).await;
+        unfinished.targets = None;
+        result
     }
 
     /// Queues targets whose deletion never finished (a cancelled call).
@@ -250,6 +259,20 @@ impl Cache {
             tracing::warn!(family, key, error = %error, backend = %self.describe(), "cache {what} failed; serving from the function body");
         } else {
             tracing::debug!(family, key, error = %error, "cache {what} failed; serving from the function body");
+        }
+    }
+}
+
+/// Queues targets whose deletion was dropped before it finished.
+struct Unfinished<'a> {
+    cache: &'a Cache,
+    targets: Option<Vec<Pattern>>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(targets) = self.targets.take() {
+            self.cache.enqueue(targets);
         }
     }
 }

@@ -111,10 +111,14 @@ impl Cache {
         }
     }
 
-    /// Stores a value for `ttl`.
+    /// Stores a value for `ttl`, and (on Redis) tells the other instances
+    /// to drop the old one from their local tier.
     ///
     /// # Errors
-    /// An encoding failure, or a backend failure or timeout.
+    /// An encoding failure, or a backend failure or timeout; or the value
+    /// is stored but the announcement failed, so other instances may serve
+    /// the old value from their local tier until their local TTL (set again
+    /// to announce it).
     pub async fn set<T: Cacheable>(
         &self,
         key: &str,

@@ -9,14 +9,14 @@
 //!   announcement. If the publish fails the call fails, so the caller
 //!   queues and replays it like any invalidation that did not land.
 //! * A store that replaced an entry (a refresh, the manual `set`) drops it
-//!   locally and is announced; a failed announcement is only logged, as
-//!   the entry it replaced was not invalidated.
+//!   locally and is announced. A refresh whose announcement fails is only
+//!   logged (the entry it replaced was valid, not invalidated); a manual
+//!   `set` whose announcement fails returns the error.
 //! * A read that fails makes its shard suspect (`trust.rs`).
 //! * Before a replay, the instance asks every node for its clock and
 //!   announces that entries stored before it are not to be trusted.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::Tier;
@@ -41,10 +41,10 @@ impl Coherent {
         if self.tier.unsupported() {
             return Ok(());
         }
-        let message = self.tier.message(&announcement);
+        let (message, number) = self.tier.message(&announcement);
         match self.remote.publish(&self.tier.channel, message).await {
             Ok(()) => {
-                self.tier.announced.fetch_add(1, Relaxed);
+                self.tier.published(number);
                 Ok(())
             }
             // Pub/sub refused (an ACL without channels, a proxy without
@@ -175,10 +175,10 @@ impl Store for Coherent {
             self.tier.drop_keys(&keys);
             self.remote.set_many(entries, ttl).await?;
             self.tier.drop_keys(&keys);
-            if let Err(e) = self.announce(Announcement::Keys(keys)).await {
-                tracing::warn!(error = %e, "entries set through the cache were not announced; other instances may serve the old ones from their local tier until it expires");
-            }
-            Ok(())
+            // Not silent: the caller hears that other instances may still
+            // hold the old entries locally (until their local TTL), and can
+            // set again.
+            self.announce(Announcement::Keys(keys)).await
         })
     }
 

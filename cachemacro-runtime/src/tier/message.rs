@@ -3,14 +3,17 @@
 //!
 //! ## Behavior
 //!
-//! * `[C5 A1][version 1][sender 16][kind]` then, for keys, each as `[len
+//! * `[C5 A1][version 1][sender 16][sequence u64 LE][kind]` then, for keys, each as `[len
 //!   u32 LE][bytes]`; for a prefix its bytes; for a watermark its server ms
 //!   (u64 LE). Keys and prefixes are full (namespaced) keys.
+//! * Each sender numbers its announcements, so a receiver notices one that
+//!   went missing without a disconnect (on a cluster, a node cut off from
+//!   the cluster bus still accepts publishes).
 //! * Bytes that are not an announcement of this version decode to `None`
 //!   and are ignored (logged at debug): never a panic.
 
 /// The first bytes of every announcement.
-const MAGIC: [u8; 3] = [0xC5, 0xA1, 1];
+const MAGIC: [u8; 3] = [0xC5, 0xA1, 2];
 
 /// Names one cache handle: its own announcements come back to it, and it
 /// skips them.
@@ -32,10 +35,11 @@ const PREFIX: u8 = 2;
 const DISTRUST: u8 = 3;
 
 impl Announcement {
-    pub(crate) fn encode(&self, sender: &Sender) -> Vec<u8> {
+    pub(crate) fn encode(&self, sender: &Sender, sequence: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(sender);
+        out.extend_from_slice(&sequence.to_le_bytes());
         match self {
             Announcement::Keys(keys) => {
                 out.push(KEYS);
@@ -57,10 +61,11 @@ impl Announcement {
         out
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<(Sender, Announcement)> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<(Sender, u64, Announcement)> {
         let rest = bytes.strip_prefix(&MAGIC)?;
         let sender: Sender = rest.get(..16)?.try_into().ok()?;
-        let (&kind, mut body) = rest.get(16..)?.split_first()?;
+        let sequence = u64::from_le_bytes(rest.get(16..24)?.try_into().ok()?);
+        let (&kind, mut body) = rest.get(24..)?.split_first()?;
         let announcement = match kind {
             KEYS => {
                 let mut keys = Vec::new();
@@ -77,7 +82,7 @@ impl Announcement {
             DISTRUST => Announcement::Distrust(u64::from_le_bytes(body.try_into().ok()?)),
             _ => return None,
         };
-        Some((sender, announcement))
+        Some((sender, sequence, announcement))
     }
 }
 
@@ -93,14 +98,14 @@ mod tests {
             Announcement::Prefix("ns:user:".into()),
             Announcement::Distrust(1_700_000_000_123),
         ] {
-            let bytes = a.encode(&me);
-            assert_eq!(Announcement::decode(&bytes), Some((me, a.clone())));
+            let bytes = a.encode(&me, 42);
+            assert_eq!(Announcement::decode(&bytes), Some((me, 42, a.clone())));
             for cut in 0..bytes.len() {
                 let _ = Announcement::decode(&bytes[..cut]);
             }
         }
         assert_eq!(Announcement::decode(b"hello"), None);
-        let mut bad = Announcement::Keys(vec!["k".into()]).encode(&me);
+        let mut bad = Announcement::Keys(vec!["k".into()]).encode(&me, 1);
         bad.push(0xff);
         assert_eq!(Announcement::decode(&bad), None, "a truncated length");
     }

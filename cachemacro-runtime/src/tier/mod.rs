@@ -77,6 +77,10 @@ pub(crate) struct Tier {
     confirm_for_ms: u64,
     hearing: Mutex<Hearing>,
     pub(crate) flushes: AtomicU64,
+    /// This instance's last announcement number.
+    sequence: AtomicU64,
+    /// The last number heard from each other instance.
+    senders: Mutex<std::collections::HashMap<Sender, u64>>,
     pub(crate) announced: AtomicU64,
     pub(crate) heard: AtomicU64,
     heartbeat: Duration,
@@ -109,6 +113,8 @@ impl Tier {
             confirm_for_ms: u64::try_from((heartbeat + deaf_after).as_millis()).unwrap_or(u64::MAX),
             hearing: Mutex::new(Hearing::default()),
             flushes: AtomicU64::new(0),
+            sequence: AtomicU64::new(0),
+            senders: Mutex::new(std::collections::HashMap::new()),
             announced: AtomicU64::new(0),
             heard: AtomicU64::new(0),
             heartbeat,
@@ -214,7 +220,7 @@ impl Tier {
 
     /// Applies an announcement from another instance.
     fn hear(&self, payload: &[u8]) {
-        let Some((sender, announcement)) = Announcement::decode(payload) else {
+        let Some((sender, sequence, announcement)) = Announcement::decode(payload) else {
             tracing::debug!(
                 len = payload.len(),
                 "ignoring a message that is not a cache announcement"
@@ -223,6 +229,22 @@ impl Tier {
         };
         if sender == self.sender {
             return;
+        }
+        let last = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sender, sequence);
+        // A number skipped: an announcement was lost without a disconnect.
+        if last.is_some_and(|last| sequence > last + 1) {
+            self.trust.suspect_all();
+            if let Some(local) = &self.local {
+                local.flush();
+            }
+            self.flushes.fetch_add(1, SeqCst);
+            tracing::warn!(
+                "a cache announcement went missing; the local tier is flushed and entries are refilled"
+            );
         }
         self.heard.fetch_add(1, SeqCst);
         match announcement {
@@ -244,9 +266,18 @@ impl Tier {
         }
     }
 
-    /// The bytes of an announcement from this instance.
-    fn message(&self, announcement: &Announcement) -> Vec<u8> {
-        announcement.encode(&self.sender)
+    /// The bytes of an announcement from this instance, numbered one past
+    /// the last that was published (a failed publish burns no number, so a
+    /// gap a receiver sees is a message that was lost), and that number.
+    fn message(&self, announcement: &Announcement) -> (Vec<u8>, u64) {
+        let number = self.sequence.load(SeqCst) + 1;
+        (announcement.encode(&self.sender, number), number)
+    }
+
+    /// An announcement numbered `number` was published.
+    fn published(&self, number: u64) {
+        self.sequence.fetch_max(number, SeqCst);
+        self.announced.fetch_add(1, SeqCst);
     }
 }
 
@@ -262,4 +293,48 @@ pub(crate) fn pubsub_refused(error: &str) -> bool {
 /// Runs `f` on the tier while it lives; `None` once the cache is gone.
 fn alive<T>(tier: &Weak<Tier>, f: impl FnOnce(&Tier) -> T) -> Option<T> {
     tier.upgrade().map(|t| f(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier() -> Tier {
+        let config = TierConfig {
+            local_capacity: 10,
+            local_ttl: Duration::from_secs(60),
+            op_timeout: Duration::from_millis(200),
+            connect_timeout: Duration::from_secs(1),
+        };
+        Tier::new(config, "ns:", 1)
+    }
+
+    #[test]
+    fn own_echoes_are_skipped_and_a_missing_number_flushes() {
+        let tier = tier();
+        let other = [9; 16];
+        let keys = Announcement::Keys(vec!["ns:k".into()]);
+        let (mine, _) = tier.message(&keys);
+        tier.hear(&mine);
+        assert_eq!(tier.heard.load(SeqCst), 0, "its own echo");
+        tier.hear(&keys.encode(&other, 1));
+        tier.hear(&keys.encode(&other, 2));
+        assert_eq!((tier.heard.load(SeqCst), tier.flushes.load(SeqCst)), (2, 0));
+        tier.hear(&keys.encode(&other, 4));
+        assert_eq!(tier.flushes.load(SeqCst), 1, "number 3 was lost");
+        assert_eq!(tier.trust.suspect_shards(), 1);
+        tier.hear(b"not an announcement");
+        assert_eq!(tier.heard.load(SeqCst), 3);
+    }
+
+    #[test]
+    fn a_failed_publish_burns_no_number() {
+        let tier = tier();
+        let keys = Announcement::Keys(vec!["ns:k".into()]);
+        let (_, first) = tier.message(&keys);
+        let (_, again) = tier.message(&keys);
+        assert_eq!(first, again, "the first was never published");
+        tier.published(again);
+        assert_eq!(tier.message(&keys).1, again + 1);
+    }
 }
