@@ -43,7 +43,6 @@ mod namespace;
 pub mod registry;
 mod stats;
 mod store;
-mod tier;
 
 #[doc(hidden)]
 pub mod __private;

@@ -9,8 +9,8 @@ use super::url::{self, Param};
 use crate::Error;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisStore, redact};
+use crate::store::tier::TierConfig;
 use crate::store::{Store, Unavailable};
-use crate::tier::TierConfig;
 
 const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -9,7 +9,7 @@ use crate::invalidation::Replayer;
 use crate::namespace::Namespace;
 use crate::stats::{Recorder, Stats, StatsRegistry};
 use crate::store::Store;
-use crate::tier::{Coherent, Tier, TierConfig};
+use crate::store::tier::{Coherent, Tier, TierConfig};
 use crate::{Error, key::Pattern};
 
 /// While a backend keeps failing, one warning per this interval; the rest go to debug.
@@ -109,7 +109,7 @@ impl Cache {
     }
 
     /// A cache whose store others share: it is put behind the store that
-    /// announces (`tier/coherent.rs`), and the tier's tasks start.
+    /// announces (`store/tier/coherent.rs`), and the tier's tasks start.
     pub(crate) fn with_tier(
         store: Arc<dyn Store>,
         namespace: &str,

@@ -22,7 +22,7 @@
 //!   `namespace_flushes`). A drop during a running flush schedules another.
 //! * The queue belongs to one `Cache` handle (and its clones); before a
 //!   replay, a handle on a shared Redis announces that entries stored
-//!   before now are not to be trusted (`tier/trust.rs`), so another
+//!   before now are not to be trusted (`store/tier/trust.rs`), so another
 //!   instance that noticed nothing refills them instead of serving what
 //!   the replay is about to clear.
 

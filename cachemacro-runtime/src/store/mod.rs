@@ -4,6 +4,7 @@
 pub(crate) mod memory;
 pub(crate) mod protocol;
 pub(crate) mod redis;
+pub(crate) mod tier;
 mod unavailable;
 
 use std::pin::Pin;

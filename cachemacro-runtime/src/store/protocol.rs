@@ -104,7 +104,7 @@ pub(crate) struct Header {
     pub(crate) expires_at: u64,
     /// When it was stored, in ms on the server's clock; 0 when unknown.
     /// An instance that may have missed invalidations trusts only entries
-    /// stored after it knew it missed none (`tier/trust.rs`).
+    /// stored after it knew it missed none (`store/tier/trust.rs`).
     pub(crate) filled_at: u64,
 }
 

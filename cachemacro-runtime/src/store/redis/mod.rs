@@ -182,7 +182,7 @@ impl RedisStore {
 
     /// Stamps an entry written without a script (the manual API) with the
     /// server's time as this process measures it, so that it is judged by
-    /// its fill time like any other after an outage (`tier/trust.rs`).
+    /// its fill time like any other after an outage (`store/tier/trust.rs`).
     fn stamp_fill(&self, bytes: &mut [u8]) {
         if let Some(now) = self.clock.now()
             && protocol::parse(bytes).is_some()
