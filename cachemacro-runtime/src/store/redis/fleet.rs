@@ -68,7 +68,7 @@ impl RedisStore {
         let Some(cluster) = self.conn.as_cluster().cloned() else {
             let now_ms = self
                 .bounded(limit, async {
-                    let mut conn = self.conn.clone();
+                    let mut conn = self.watch.clone().unwrap_or_else(|| self.conn.clone());
                     redis::cmd("TIME").query_async::<Value>(&mut conn).await
                 })
                 .await

@@ -62,6 +62,10 @@ pub(crate) struct RedisStore {
     /// own, so their replies never queue in front of other callers' reads;
     /// on a cluster every invalidation runs here (it may `WAIT`).
     bulk: Conn,
+    /// The probes of `store/tier/watch.rs` on one node, on a connection of
+    /// their own so that a busy one never makes a node look stalled (on a
+    /// cluster they go through the main connection, by address).
+    watch: Option<Conn>,
     op_timeout: Duration,
     /// The bound on the bulk connection's round trips: twice the operation
     /// timeout, since a `WAIT` may take one operation timeout by itself.
@@ -108,13 +112,10 @@ impl RedisStore {
         };
         let conn = connect(client.clone())?;
         let bulk = connect(client.clone())?;
-        Ok(RedisStore::with(
-            conn,
-            bulk,
-            op_timeout,
-            redacted,
-            vec![client],
-        ))
+        let watch = Some(connect(client.clone())?);
+        let mut store = RedisStore::with(conn, bulk, op_timeout, redacted, vec![client]);
+        store.watch = watch;
+        Ok(store)
     }
 
     /// Builds a store on the cluster that `nodes` (any of its nodes, as
@@ -171,6 +172,7 @@ impl RedisStore {
         RedisStore {
             conn,
             bulk,
+            watch: None,
             op_timeout,
             bulk_timeout: op_timeout.saturating_mul(2),
             url,
