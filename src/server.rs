@@ -34,6 +34,8 @@ pub struct RedisServer {
     data: Option<PathBuf>,
     /// `REDIS_URL` when no server of our own could be started.
     external: Option<String>,
+    /// The password the server requires (`--requirepass`), if any.
+    password: Option<String>,
     namespace: String,
 }
 
@@ -234,6 +236,7 @@ impl RedisServer {
                     tls: None,
                     data: None,
                     external: Some(url),
+                    password: None,
                     namespace: fresh_namespace(),
                 }),
                 Err(_) => {
@@ -298,16 +301,41 @@ impl RedisServer {
         }
     }
 
+    /// A server of this test's own that requires `password` (`requirepass`),
+    /// or `None` (said loudly; a failure under `CI`). Its [`RedisServer::url`]
+    /// carries the password.
+    pub fn start_with_password(password: &str) -> Option<RedisServer> {
+        match Self::start_configured(None, None, Some(password.to_owned())) {
+            Ok(server) => Some(server),
+            Err(why) => {
+                unavailable(
+                    &format!("{why} (this test needs a server that requires a password)"),
+                    INSTALL,
+                );
+                None
+            }
+        }
+    }
+
     fn start_owned() -> Result<RedisServer, String> {
         Self::start_with(None, None)
     }
 
     fn start_with(tls: Option<PathBuf>, data: Option<PathBuf>) -> Result<RedisServer, String> {
+        Self::start_configured(tls, data, None)
+    }
+
+    fn start_configured(
+        tls: Option<PathBuf>,
+        data: Option<PathBuf>,
+        password: Option<String>,
+    ) -> Result<RedisServer, String> {
         let mut last = String::new();
+        let extra = password_args(password.as_deref());
         // A port found free can be taken before redis binds it: try a few.
         for _ in 0..5 {
             let port = free_ports(1)[0];
-            match spawn(port, tls.as_deref(), data.as_deref(), &[]) {
+            match spawn(port, tls.as_deref(), data.as_deref(), &extra) {
                 Ok(child) => {
                     let namespace = String::new();
                     return Ok(RedisServer {
@@ -316,6 +344,7 @@ impl RedisServer {
                         tls,
                         data,
                         external: None,
+                        password,
                         namespace,
                     });
                 }
@@ -325,13 +354,24 @@ impl RedisServer {
         Err(last)
     }
 
-    /// `redis://127.0.0.1:<port>`, or `rediss://localhost:<port>` for TLS.
+    /// `redis://127.0.0.1:<port>`, or `rediss://localhost:<port>` for TLS;
+    /// with the password (`redis://:<password>@…`) of a server that needs one.
     pub fn url(&self) -> String {
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
         match (&self.external, &self.tls) {
             (Some(url), _) => url.clone(),
-            (None, Some(_)) => format!("rediss://localhost:{}", self.port),
-            (None, None) => format!("redis://127.0.0.1:{}", self.port),
+            (None, Some(_)) => format!("rediss://{auth}localhost:{}", self.port),
+            (None, None) => format!("redis://{auth}127.0.0.1:{}", self.port),
         }
+    }
+
+    /// The server's loopback address (not that of a `REDIS_URL` server).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The key as stored in Redis (with this test's namespace, if any).
@@ -396,8 +436,9 @@ impl RedisServer {
     /// for a [`RedisServer::start_persistent`] one.
     pub fn restart(&mut self) {
         self.stop();
+        let extra = password_args(self.password.as_deref());
         self.child = Some(
-            spawn(self.port, self.tls.as_deref(), self.data.as_deref(), &[])
+            spawn(self.port, self.tls.as_deref(), self.data.as_deref(), &extra)
                 .expect("restart redis-server on its port"),
         );
     }
@@ -418,6 +459,13 @@ impl RedisServer {
             libc::SIGCONT,
         );
     }
+}
+
+/// The arguments that make a server require `password`.
+fn password_args(password: Option<&str>) -> Vec<OsString> {
+    password
+        .map(|p| vec!["--requirepass".into(), p.into()])
+        .unwrap_or_default()
 }
 
 /// Sends `sig` to a server process of ours; panics if it cannot.
