@@ -43,6 +43,13 @@ fn out_of_range_settings_are_config_errors() {
         "operation_timeout"
     );
     assert_eq!(refused(Cache::builder().namespace("shop*")), "namespace");
+    let second = Duration::from_secs(1);
+    assert_eq!(refused(Cache::builder().breaker(1001, second)), "breaker");
+    assert_eq!(
+        refused(Cache::builder().breaker(5, Duration::ZERO)),
+        "breaker"
+    );
+    assert_eq!(refused(Cache::builder().breaker(5, 31 * second)), "breaker");
     // The message says what to do.
     let err = Cache::builder().jitter(2.0).build().unwrap_err();
     assert_eq!(
@@ -62,8 +69,21 @@ fn settings_in_range_build() {
         .memory_capacity(1024)
         .namespace("shop")
         .lock_wait(Duration::MAX) // "forever", taken as 100 years
+        .breaker(1000, Duration::from_secs(30))
         .build();
     assert!(cache.is_ok());
+}
+
+/// A Redis cache has a circuit breaker unless its threshold is 0; an
+/// in-memory one has none.
+#[tokio::test]
+async fn the_breaker_is_on_for_redis_unless_turned_off() {
+    let redis = || Cache::builder().url("redis://127.0.0.1:1");
+    let on = redis().build().unwrap();
+    assert!(on.breaker_health().is_some());
+    let off = redis().breaker(0, Duration::from_secs(1)).build().unwrap();
+    assert!(off.breaker_health().is_none());
+    assert!(Cache::memory().breaker_health().is_none());
 }
 
 /// Settings ride in the URL (`CACHE_URL` too) and win over the builder's;

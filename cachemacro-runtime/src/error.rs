@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Problem;
+
 /// A boxed error from a backend or codec.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -20,13 +22,18 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// The backend could not be reached when connecting.
-    #[error("could not connect to the cache at `{url}`: {source}")]
+    /// The backend could not be reached when connecting. The message ends
+    /// with what the failure says about the setup, when it says something
+    /// (see [`Problem`]).
+    #[error("could not connect to the cache at `{url}`: {source}{}", hint(.problem))]
     Connect {
         /// The URL, with any password removed.
         url: String,
         /// The underlying error (a `redis::RedisError` for Redis).
         source: BoxError,
+        /// What the failure says about the setup: a wrong password, TLS on
+        /// one side only, nothing listening, no answer.
+        problem: Option<Problem>,
     },
     /// The backend returned an error (a `redis::RedisError` for Redis).
     #[error("cache backend error: {0}")]
@@ -57,9 +64,41 @@ pub enum Error {
         /// The range it takes.
         reason: String,
     },
+    /// The backend failed `failures` times in a row, so the cache's circuit
+    /// breaker skips it: the operation failed at once, without a round
+    /// trip, and keeps doing so until a probe gets an answer (see
+    /// [`CacheBuilder::breaker`](crate::CacheBuilder::breaker)).
+    #[error(
+        "the cache backend failed {failures} times in a row, so calls skip it until a probe succeeds (skipped for {since:?}; last error: {last_error}){}",
+        hint_beyond(.problem, .last_error)
+    )]
+    CircuitOpen {
+        /// Failures in a row, failed probes included.
+        failures: u32,
+        /// How long the breaker has been open.
+        since: Duration,
+        /// The last failure, as text.
+        last_error: String,
+        /// What the failures say about the setup, if anything.
+        problem: Option<Problem>,
+    },
     /// The process default cache could not be configured (bad `CACHE_URL`).
     #[error("no usable cache backend: {0}")]
     Unavailable(String),
+}
+
+/// `; <problem>`, or nothing.
+fn hint(problem: &Option<Problem>) -> String {
+    problem.map(|p| format!("; {p}")).unwrap_or_default()
+}
+
+/// [`hint`], unless `text` (an error that carried it) says it already.
+fn hint_beyond(problem: &Option<Problem>, text: &str) -> String {
+    let hint = hint(problem);
+    if text.ends_with(&hint) {
+        return String::new();
+    }
+    hint
 }
 
 /// A load given up at its `hard_timeout` with no old value to serve

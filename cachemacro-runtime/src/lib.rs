@@ -56,6 +56,7 @@ pub use crate::engine::EntryOptions;
 pub use crate::error::{BoxError, Error, LoadTimeout};
 pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
 pub use crate::stats::{FamilyStats, Stats};
+pub use crate::store::{BreakerHealth, BreakerState, Problem};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -67,7 +67,8 @@ counters! {
     loads,
     /// Values written.
     stores,
-    /// Backend failures and timeouts (reads, writes, invalidations).
+    /// Backend failures and timeouts (reads, writes, invalidations),
+    /// operations the circuit breaker refused while open included.
     errors,
     /// Stored bytes that did not decode as the expected type (counted as misses too).
     decode_errors,

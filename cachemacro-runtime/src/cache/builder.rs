@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use super::cluster_url;
 use super::handle::{Cache, Settings};
+use super::startup;
 use super::url::{self, Param};
 use crate::Error;
+use crate::store::breaker::{Breaker, BreakerConfig, MAX_COOL_DOWN};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisStore, redact};
 use crate::store::tier::TierConfig;
@@ -45,6 +47,13 @@ fn capped(d: Duration) -> Duration {
 /// the setting and the range it takes. A duration longer than
 /// [`EntryOptions::LONGEST`](crate::EntryOptions::LONGEST) (100 years,
 /// "forever" for a cache) is taken as that long.
+///
+/// [`CacheBuilder::build`] of a Redis cache, inside a tokio runtime, checks
+/// in the background that Redis answers within the connect timeout; if it
+/// does not, it logs one warning naming the URL (password removed), the
+/// error and what it says about the setup ([`Problem`](crate::Problem)),
+/// such as "the server does not speak TLS: use redis:// or enable TLS on
+/// the server". The cache runs uncached meanwhile and keeps retrying.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
@@ -57,6 +66,7 @@ pub struct CacheBuilder {
     memory_bytes: u64,
     local_capacity: u64,
     local_ttl: Duration,
+    breaker: BreakerConfig,
     settings: Settings,
 }
 
@@ -71,6 +81,7 @@ impl Default for CacheBuilder {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             local_capacity: 0,
             local_ttl: DEFAULT_LOCAL_TTL,
+            breaker: BreakerConfig::default(),
             settings: Settings::default(),
         }
     }
@@ -216,6 +227,35 @@ impl CacheBuilder {
         self
     }
 
+    /// The circuit breaker in front of Redis (default: 5 failures, 1 s): after
+    /// `threshold` failures in a row (timeouts, lost connections, refused
+    /// credentials) every operation fails at once, so cached calls cost
+    /// their body and no operation timeout; a background probe after
+    /// `cool_down` (doubled per failed probe, up to 30 s) closes it again
+    /// when Redis answers. `threshold` 0 turns it off; at most 1000.
+    /// `cool_down` from 1 ms to 30 s. The in-memory backend has none.
+    /// See [`Cache::breaker_health`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachemacro_runtime::Error> {
+    /// use std::time::Duration;
+    /// use cachemacro_runtime::Cache;
+    ///
+    /// let cache = Cache::builder()
+    ///     .url("redis://127.0.0.1:6379")
+    ///     .breaker(3, Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn breaker(mut self, threshold: u32, cool_down: Duration) -> Self {
+        self.breaker = BreakerConfig {
+            threshold,
+            cool_down,
+        };
+        self
+    }
+
     /// How many failed invalidations are kept for replay before the whole
     /// namespace is marked for a flush instead (default 10 000; at least 1).
     pub fn invalidation_queue_capacity(mut self, capacity: usize) -> Self {
@@ -256,7 +296,8 @@ impl CacheBuilder {
     fn validate(&self) -> Result<(), Error> {
         let ms = Duration::from_millis(1);
         let s = &self.settings;
-        let checks: [(bool, &str, &str); 10] = [
+        let breaker = self.breaker;
+        let checks: [(bool, &str, &str); 12] = [
             (
                 s.beta.is_finite() && s.beta >= 0.0,
                 "beta",
@@ -295,6 +336,16 @@ impl CacheBuilder {
                 "namespace",
                 "free of the glob characters * ? [",
             ),
+            (
+                breaker.threshold <= 1000,
+                "breaker",
+                "a threshold from 0 (no breaker) to 1000 failures",
+            ),
+            (
+                (ms..=MAX_COOL_DOWN).contains(&breaker.cool_down),
+                "breaker",
+                "a cool-down from 1ms to 30s",
+            ),
         ];
         match checks.iter().find(|(ok, ..)| !ok) {
             None => Ok(()),
@@ -311,21 +362,38 @@ impl CacheBuilder {
     /// [`Error::Config`] for a setting out of range; [`Error::InvalidUrl`]
     /// for a malformed URL or unknown scheme; [`Error::Connect`] if Redis
     /// does not answer within the connect timeout.
+    ///
+    /// The [`Error::Connect`] says what the failure tells about the setup
+    /// when it can ([`Problem`](crate::Problem): a wrong password, TLS on
+    /// one side only, nothing listening), in its message too; finding out
+    /// may take up to 250 ms past the connect timeout.
     pub async fn connect(self) -> Result<Cache, Error> {
         let connect_timeout = self.connect_timeout;
-        let cache = self.build()?;
+        let (cache, _) = self.assemble()?;
         cache.store().ping(connect_timeout).await?;
         Ok(cache)
     }
 
     /// Builds the cache without waiting for Redis: it connects on first use
     /// and reconnects by itself, and operations fail fast until it answers.
-    /// For Redis this must run inside a tokio runtime.
+    /// For Redis this must run inside a tokio runtime; a check in the
+    /// background logs one warning if Redis does not answer (see
+    /// [`CacheBuilder`]).
     ///
     /// # Errors
     /// [`Error::Config`] for a setting out of range; [`Error::InvalidUrl`]
     /// for a malformed URL or unknown scheme.
-    pub fn build(mut self) -> Result<Cache, Error> {
+    pub fn build(self) -> Result<Cache, Error> {
+        let connect_timeout = self.connect_timeout;
+        let (cache, remote) = self.assemble()?;
+        if let Some(store) = remote {
+            startup::spawn_check(store, connect_timeout);
+        }
+        Ok(cache)
+    }
+
+    /// The cache, and its store if that is remote (to check at start-up).
+    fn assemble(mut self) -> Result<(Cache, Option<Arc<dyn Store>>), Error> {
         self.apply_url_params()?;
         self.validate()?;
         if let Some(nodes) = self.cluster.take() {
@@ -352,10 +420,8 @@ impl CacheBuilder {
             return self.build_cluster(&nodes, described);
         }
         let store: Arc<dyn Store> = match self.url.as_deref().map(str::trim) {
-            None | Some("") => Arc::new(MemoryStore::new(self.memory_bytes)),
-            Some(url) if url.starts_with("memory://") => {
-                Arc::new(MemoryStore::new(self.memory_bytes))
-            }
+            None | Some("") => return Ok((self.local(), None)),
+            Some(url) if url.starts_with("memory://") => return Ok((self.local(), None)),
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
                 #[cfg(not(feature = "tls"))]
                 if url.starts_with("rediss://") {
@@ -364,7 +430,7 @@ impl CacheBuilder {
                         reason: "rediss:// needs the `tls` feature of cachemacro-runtime".into(),
                     });
                 }
-                Arc::new(RedisStore::lazy(
+                self.guarded(RedisStore::lazy(
                     url,
                     self.connect_timeout,
                     self.op_timeout,
@@ -377,13 +443,27 @@ impl CacheBuilder {
                 });
             }
         };
-        let tier = self.tier();
-        Ok(Cache::with_tier(
-            store,
-            &self.namespace,
-            self.settings,
-            Some(tier),
-        ))
+        Ok((self.remote(store.clone()), Some(store)))
+    }
+
+    /// An in-memory cache with these settings.
+    fn local(&self) -> Cache {
+        let store = Arc::new(MemoryStore::new(self.memory_bytes));
+        Cache::from_parts(store, &self.namespace, self.settings)
+    }
+
+    /// A cache on a shared (Redis) store, with its tier.
+    fn remote(&self, store: Arc<dyn Store>) -> Cache {
+        Cache::with_tier(store, &self.namespace, self.settings, Some(self.tier()))
+    }
+
+    /// A Redis store behind its circuit breaker (unless it is off).
+    fn guarded(&self, store: RedisStore) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = Arc::new(store);
+        if self.breaker.threshold == 0 {
+            return store;
+        }
+        Arc::new(Breaker::new(store, self.breaker, self.op_timeout))
     }
 
     /// The tier a shared backend gets.
@@ -397,7 +477,11 @@ impl CacheBuilder {
     }
 
     /// A cache on the cluster `nodes` belong to.
-    fn build_cluster(self, nodes: &[String], described: String) -> Result<Cache, Error> {
+    fn build_cluster(
+        self,
+        nodes: &[String],
+        described: String,
+    ) -> Result<(Cache, Option<Arc<dyn Store>>), Error> {
         if nodes.is_empty() {
             return Err(Error::InvalidUrl {
                 url: described,
@@ -411,15 +495,13 @@ impl CacheBuilder {
                 reason: "TLS (rediss) needs the `tls` feature of cachemacro-runtime".into(),
             });
         }
-        let store =
-            RedisStore::lazy_cluster(nodes, described, self.connect_timeout, self.op_timeout)?;
-        let tier = self.tier();
-        Ok(Cache::with_tier(
-            Arc::new(store),
-            &self.namespace,
-            self.settings,
-            Some(tier),
-        ))
+        let store = self.guarded(RedisStore::lazy_cluster(
+            nodes,
+            described,
+            self.connect_timeout,
+            self.op_timeout,
+        )?);
+        Ok((self.remote(store.clone()), Some(store)))
     }
 }
 
@@ -462,19 +544,24 @@ impl Cache {
     /// # Errors
     /// [`Error::InvalidUrl`] when `CACHE_URL` is malformed.
     pub async fn from_env() -> Result<Cache, Error> {
-        let cache = Cache::from_env_lazy()?;
-        if let Err(e) = cache.store().ping(DEFAULT_CONNECT_TIMEOUT).await {
-            tracing::warn!(error = %e, "CACHE_URL does not answer yet; the cache will keep trying to connect");
+        let (cache, remote) = Cache::env_builder().assemble()?;
+        if let Some(store) = remote {
+            // Logs the warning itself; the cache keeps trying.
+            let _ = startup::check(store.as_ref(), DEFAULT_CONNECT_TIMEOUT).await;
         }
         Ok(cache)
     }
 
     pub(crate) fn from_env_lazy() -> Result<Cache, Error> {
-        let mut builder = Cache::builder();
-        if let Ok(url) = std::env::var("CACHE_URL") {
-            builder = builder.url(url);
+        Cache::env_builder().build()
+    }
+
+    fn env_builder() -> CacheBuilder {
+        let builder = Cache::builder();
+        match std::env::var("CACHE_URL") {
+            Ok(url) => builder.url(url),
+            Err(_) => builder,
         }
-        builder.build()
     }
 
     pub(crate) fn unavailable(why: String) -> Cache {

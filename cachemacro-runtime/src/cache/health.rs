@@ -25,6 +25,9 @@ pub struct Health {
     /// Failed invalidations waiting to be replayed; while any wait, the
     /// cache is bypassed.
     pub queued_invalidations: usize,
+    /// The circuit breaker in front of Redis (see
+    /// [`Cache::breaker_health`]); `None` without one.
+    pub breaker: Option<crate::BreakerHealth>,
     /// The in-process tier.
     pub local: LocalHealth,
     /// Announcements between the instances sharing the backend; `None` for
@@ -96,11 +99,16 @@ impl Cache {
                 trusted_from_ms: t.trust.watermark(),
             }
         });
-        let reachable = announcements.as_ref().is_none_or(|a| a.suspect_shards == 0);
+        let breaker = self.breaker_health();
+        let reachable = announcements.as_ref().is_none_or(|a| a.suspect_shards == 0)
+            && breaker
+                .as_ref()
+                .is_none_or(|b| b.state == crate::BreakerState::Closed);
         Health {
             backend: self.describe(),
             reachable,
             queued_invalidations: self.queued(),
+            breaker,
             local,
             announcements,
         }

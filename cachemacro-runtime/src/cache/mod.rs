@@ -6,7 +6,9 @@ mod cluster_url;
 mod get_or_load;
 mod handle;
 mod health;
+mod health_breaker;
 mod manual;
+mod startup;
 mod url;
 
 pub use builder::CacheBuilder;

@@ -1,6 +1,8 @@
 //! Storage: the protocol every backend follows, and the backends behind
 //! one trait. Every key reaching a store already carries the namespace.
 
+pub(crate) mod breaker;
+pub(crate) mod diagnose;
 pub(crate) mod memory;
 pub(crate) mod protocol;
 pub(crate) mod redis;
@@ -16,6 +18,9 @@ use crate::codec::{Cacheable, Codec, Decoded};
 use crate::engine::Shared;
 pub(crate) use protocol::{Acquire, Claim, EntryId, Expect, Header, Seen, TagVersion, Token};
 pub(crate) use unavailable::Unavailable;
+
+pub use breaker::{BreakerHealth, BreakerState};
+pub use diagnose::Problem;
 
 /// A boxed future: stores are trait objects, so a new backend or a tier
 /// in front of one composes without editing the others.
@@ -146,6 +151,11 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Round-trips to the backend, bounded by `limit`.
     fn ping(&self, limit: Duration) -> BoxFuture<'_, Result<(), Error>>;
+
+    /// The circuit breaker's state, for a store behind one (`breaker.rs`).
+    fn breaker(&self) -> Option<BreakerHealth> {
+        None
+    }
 
     /// [`Store::read`] without a future, for a store that can answer at
     /// once (in memory); `None` when it must go over the network.

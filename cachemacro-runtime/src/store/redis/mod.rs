@@ -9,7 +9,11 @@
 //! * Every round trip is bounded by the operation timeout (default 250 ms):
 //!   with Redis stopped, paused or partitioned, an operation fails within it
 //!   and the caller runs the function body instead of hanging.
-//! * Connecting is bounded by the connect timeout (default 1 s).
+//! * Connecting is bounded by the connect timeout (default 1 s). A `ping`
+//!   that fails says why when it can ([`Problem`](crate::Problem), in
+//!   [`Error::Connect`]); when the error alone does not tell, it looks with
+//!   one short connection of its own, at most 250 ms more (see
+//!   `store/diagnose.rs`).
 //! * A hit is one round trip of plain commands: `GET` of the entry, and of
 //!   each tag version the caller expects, pipelined. The entry carries its
 //!   expiry on the server's clock; only a read within a second of a
@@ -45,6 +49,7 @@ use redis::cluster::ClusterClient;
 
 use conn::Conn;
 
+use super::diagnose::{self, PROBE_LIMIT, Problem, Wire};
 use super::protocol::{self, Acquire, Claim, EntryId, Expect, TagVersion, Token};
 use super::{BoxFuture, Found, Store, Stored, Versioned};
 use crate::Error;
@@ -71,6 +76,9 @@ pub(crate) struct RedisStore {
     /// timeout, since a `WAIT` may take one operation timeout by itself.
     bulk_timeout: Duration,
     url: String,
+    /// Where a failed ping looks for a TLS mismatch (the first seed node
+    /// of a cluster).
+    wire: Option<Wire>,
     clock: clock::ServerClock,
     /// Where announcements are heard: the node, or a cluster's seeds.
     listen: Vec<redis::Client>,
@@ -105,15 +113,20 @@ impl RedisStore {
             reason: e.to_string(),
         })?;
         let connect = |client: redis::Client| {
-            Conn::node(client, connect_timeout, op_timeout).map_err(|e| Error::Connect {
-                url: redacted.clone(),
-                source: Box::new(e),
-            })
+            Conn::node(client, connect_timeout, op_timeout)
+                .map_err(|e| diagnose::connect_error(&redacted, Box::new(e), None))
         };
         let conn = connect(client.clone())?;
         let bulk = connect(client.clone())?;
         let watch = Some(connect(client.clone())?);
-        let mut store = RedisStore::with(conn, bulk, op_timeout, redacted, vec![client]);
+        let mut store = RedisStore::with(
+            conn,
+            bulk,
+            op_timeout,
+            redacted,
+            vec![client],
+            Wire::of(url),
+        );
         store.watch = watch;
         Ok(store)
     }
@@ -159,7 +172,10 @@ impl RedisStore {
                 redis::Client::open(url).ok()
             })
             .collect();
-        Ok(RedisStore::with(conn, bulk, op_timeout, described, listen))
+        let wire = nodes.first().and_then(|node| Wire::of(node));
+        Ok(RedisStore::with(
+            conn, bulk, op_timeout, described, listen, wire,
+        ))
     }
 
     fn with(
@@ -168,6 +184,7 @@ impl RedisStore {
         op_timeout: Duration,
         url: String,
         listen: Vec<redis::Client>,
+        wire: Option<Wire>,
     ) -> Self {
         RedisStore {
             conn,
@@ -176,6 +193,7 @@ impl RedisStore {
             op_timeout,
             bulk_timeout: op_timeout.saturating_mul(2),
             url,
+            wire,
             clock: clock::ServerClock::new(),
             listen,
             nodes: fleet::Nodes::default(),
@@ -312,17 +330,25 @@ impl Store for RedisStore {
                     cmd.query_async::<String>(&mut bulk),
                 )
             };
-            match tokio::time::timeout(limit, ping).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(Error::Connect {
-                    url: self.url.clone(),
-                    source: Box::new(e),
-                }),
-                Err(_) => Err(Error::Connect {
-                    url: self.url.clone(),
-                    source: format!("no answer within {limit:?}").into(),
-                }),
+            let (source, mut problem): (crate::BoxError, _) =
+                match tokio::time::timeout(limit, ping).await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(e)) => {
+                        let problem = diagnose::from_source(&e);
+                        (Box::new(e), problem)
+                    }
+                    Err(_) => (
+                        format!("no answer within {limit:?}").into(),
+                        Some(Problem::Timeout),
+                    ),
+                };
+            if Wire::worth_probing(problem)
+                && let Some(wire) = &self.wire
+                && let Some(found) = wire.probe(limit.min(PROBE_LIMIT)).await
+            {
+                problem = Some(found);
             }
+            Err(diagnose::connect_error(&self.url, source, problem))
         })
     }
 

@@ -275,6 +275,10 @@ impl Store for Coherent {
     fn listen_on(&self) -> Vec<redis::Client> {
         self.remote.listen_on()
     }
+
+    fn breaker(&self) -> Option<crate::BreakerHealth> {
+        self.remote.breaker()
+    }
 }
 
 /// Whether an error means the node could not be reached (as opposed to an
