@@ -222,20 +222,12 @@ impl Cache {
     }
 
     /// Deletes full targets; what fails is queued for replay and returned.
-    /// If the call is dropped before it finishes (a cancelled request), the
-    /// targets are queued: a delete may have landed without its
-    /// announcement, and the replay announces it.
+    /// (A caller that may be dropped mid-call holds an [`Unfinished`].)
     pub(crate) async fn delete_targets(
         &self,
         targets: &[Pattern],
     ) -> Result<u64, (Error, Vec<Pattern>)> {
-        let mut unfinished = Unfinished {
-            cache: self,
-            targets: Some(targets.to_vec()),
-        };
-        let result = crate::invalidation::run(&self.0.store, &self.0.replay, targets).await;
-        unfinished.targets = None;
-        result
+        crate::invalidation::run(&self.0.store, &self.0.replay, targets).await
     }
 
     /// Queues targets whose deletion never finished (a cancelled call).
@@ -263,10 +255,12 @@ impl Cache {
     }
 }
 
-/// Queues targets whose deletion was dropped before it finished.
-struct Unfinished<'a> {
-    cache: &'a Cache,
-    targets: Option<Vec<Pattern>>,
+/// Queues targets whose deletion was dropped before it finished (a
+/// cancelled request): a delete may have landed without its announcement,
+/// and the replay announces it.
+pub(crate) struct Unfinished<'a> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) targets: Option<Vec<Pattern>>,
 }
 
 impl Drop for Unfinished<'_> {

@@ -261,7 +261,12 @@ impl Cache {
     pub(crate) async fn invalidate(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
         let rec = self.recorder(family);
         let target = self.target(pattern);
+        let mut unfinished = super::handle::Unfinished {
+            cache: self,
+            targets: Some(vec![target.clone()]),
+        };
         let result = self.delete_targets(std::slice::from_ref(&target)).await;
+        unfinished.targets = None;
         rec.record_invalidation(result.is_ok());
         result.map_err(|(e, _)| {
             tracing::warn!(target = ?target, error = %e, backend = %self.describe(),

@@ -285,7 +285,10 @@ impl Store for Coherent {
 /// answer that was an error).
 fn unreachable(e: &Error) -> bool {
     match e {
-        Error::Timeout(_) | Error::Connect { .. } | Error::Unavailable(_) => true,
+        Error::Timeout(_)
+        | Error::Connect { .. }
+        | Error::Unavailable(_)
+        | Error::CircuitOpen { .. } => true,
         Error::Backend(source) => source
             .downcast_ref::<redis::RedisError>()
             .is_none_or(|e| e.is_io_error() || e.is_connection_dropped() || e.is_timeout()),
