@@ -12,13 +12,16 @@
 //! * Dropping is exact for keys and tags, by predicate for prefixes
 //!   (moka guarantees a dropped entry is never returned afterwards).
 //! * A fill races the drops: it reads the drop counters of its key and tags
-//!   (and the prefix/flush counter) before its Redis read, and after
-//!   inserting checks them again, removing what it inserted if any moved.
-//!   A drop that lands after the check removes the entry itself. So a
-//!   value read before an invalidation is never left behind it.
+//!   (and the prefix/flush counter) before its Redis read, and inserts only
+//!   if none moved since. The check and the insert happen under `fills`,
+//!   which every drop holds exclusively while it bumps its counter and
+//!   removes entries: a drop either comes first (the check sees its
+//!   counter, nothing is inserted) or after the insert (and removes it). So
+//!   a value read before an invalidation is never served once the drop is
+//!   applied, not even for an instant.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use moka::sync::Cache as Moka;
@@ -49,6 +52,9 @@ pub(crate) struct Local {
     tags: Moka<String, TagVersion>,
     /// Bumped by prefix drops and flushes.
     all: AtomicU64,
+    /// Shared by fills from their check to their insert; exclusive for
+    /// drops, from their counter's bump to their removal.
+    fills: RwLock<()>,
     stripes: Box<[AtomicU64]>,
     /// The longest an entry is served from here.
     pub(crate) ttl: Duration,
@@ -72,6 +78,7 @@ impl Local {
                 .support_invalidation_closures()
                 .build(),
             all: AtomicU64::new(0),
+            fills: RwLock::new(()),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             ttl,
         }
@@ -127,7 +134,11 @@ impl Local {
         shard: usize,
         seen: Seen,
     ) -> bool {
-        if left_ms <= 0 || self.seen(key, tags) != seen {
+        if left_ms <= 0 {
+            return false;
+        }
+        let _no_drop = self.fills.read().unwrap_or_else(|e| e.into_inner());
+        if self.seen(key, tags) != seen {
             return false;
         }
         let now = Instant::now();
@@ -148,18 +159,12 @@ impl Local {
             shard,
         };
         self.entries.insert(key.to_owned(), Arc::new(held));
-        if self.seen(key, tags) != seen {
-            self.entries.invalidate(key);
-            for tag in tags {
-                self.tags.invalidate(tag.as_str());
-            }
-            return false;
-        }
         true
     }
 
     /// Drops exact keys (entries or tags).
     pub(crate) fn drop_keys(&self, keys: &[String]) {
+        let _no_fill = self.fills.write().unwrap_or_else(|e| e.into_inner());
         for key in keys {
             self.stripes[stripe(key)].fetch_add(1, SeqCst);
             self.entries.invalidate(key.as_str());
@@ -169,6 +174,7 @@ impl Local {
 
     /// Drops everything under `prefix`.
     pub(crate) fn drop_prefix(&self, prefix: &str) {
+        let _no_fill = self.fills.write().unwrap_or_else(|e| e.into_inner());
         self.all.fetch_add(1, SeqCst);
         let owned = prefix.to_owned();
         let tags_prefix = owned.clone();
@@ -180,12 +186,15 @@ impl Local {
                     .invalidate_entries_if(move |k, _| k.starts_with(tags_prefix.as_str()))
             });
         if dropped.is_err() {
-            self.flush();
+            // Under the same exclusive hold (`flush` would take it again).
+            self.entries.invalidate_all();
+            self.tags.invalidate_all();
         }
     }
 
     /// Drops everything.
     pub(crate) fn flush(&self) {
+        let _no_fill = self.fills.write().unwrap_or_else(|e| e.into_inner());
         self.all.fetch_add(1, SeqCst);
         self.entries.invalidate_all();
         self.tags.invalidate_all();
