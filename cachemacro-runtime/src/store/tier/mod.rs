@@ -246,12 +246,14 @@ impl Tier {
                 "a cache announcement went missing; the local tier is flushed and entries are refilled"
             );
         }
-        self.heard.fetch_add(1, SeqCst);
         match announcement {
             Announcement::Keys(keys) => self.drop_keys(&keys),
             Announcement::Prefix(prefix) => self.drop_prefix(&prefix),
             Announcement::Distrust(at) => self.trust.raise(at.saturating_add(self.clock_margin_ms)),
         }
+        // Counted once applied: whoever sees `heard` move (a test, the
+        // announcement-delay bench) may rely on the drop having happened.
+        self.heard.fetch_add(1, SeqCst);
     }
 
     pub(crate) fn drop_keys(&self, keys: &[String]) {
