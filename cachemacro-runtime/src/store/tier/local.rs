@@ -9,16 +9,23 @@
 //! * Holds the tag versions those reads saw; a local read needs each tag
 //!   the caller expects at the version the entry recorded.
 //! * Bounded by entry count (TinyLFU eviction).
-//! * Dropping is exact for keys and tags, by predicate for prefixes
-//!   (moka guarantees a dropped entry is never returned afterwards).
+//! * Dropping is exact: keys and tags by key, a prefix by visiting every
+//!   entry held and dropping each match by key (O(entries): about 2 ms for
+//!   10 000 entries, in release on 2 cores). Not moka's
+//!   `invalidate_entries_if`: with moka's housekeeping running on another
+//!   thread (any `get` may run it), a `get` just after it can still return
+//!   an entry inserted just before it (0.1–1 % of the time in a loop of
+//!   insert, invalidate, get, moka 0.12.16).
 //! * A fill races the drops: it reads the drop counters of its key and tags
 //!   (and the prefix/flush counter) before its Redis read, and inserts only
 //!   if none moved since. The check and the insert happen under `fills`,
-//!   which every drop holds exclusively while it bumps its counter and
-//!   removes entries: a drop either comes first (the check sees its
-//!   counter, nothing is inserted) or after the insert (and removes it). So
-//!   a value read before an invalidation is never served once the drop is
-//!   applied, not even for an instant.
+//!   which every drop holds exclusively while it bumps its counter (a key
+//!   drop also while it removes its entries; a prefix drop visits the
+//!   entries after letting go): a drop either comes first (the check sees
+//!   its counter, nothing is inserted) or after the insert (and its
+//!   removal, which follows the bump, takes the entry). So a value read
+//!   before an invalidation is never served once the drop is applied, not
+//!   even for an instant.
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, RwLock};
@@ -60,6 +67,18 @@ pub(crate) struct Local {
     pub(crate) ttl: Duration,
 }
 
+/// Drops every key of `map` under `prefix`, one by one.
+fn drop_under<V: Clone + Send + Sync + 'static>(map: &Moka<String, V>, prefix: &str) {
+    let under: Vec<Arc<String>> = map
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, _)| k)
+        .collect();
+    for key in under {
+        map.invalidate(key.as_str());
+    }
+}
+
 fn stripe(key: &str) -> usize {
     (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as usize) % STRIPES
 }
@@ -70,12 +89,10 @@ impl Local {
             entries: Moka::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .support_invalidation_closures()
                 .build(),
             tags: Moka::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .support_invalidation_closures()
                 .build(),
             all: AtomicU64::new(0),
             fills: RwLock::new(()),
@@ -174,22 +191,16 @@ impl Local {
 
     /// Drops everything under `prefix`.
     pub(crate) fn drop_prefix(&self, prefix: &str) {
-        let _no_fill = self.fills.write().unwrap_or_else(|e| e.into_inner());
-        self.all.fetch_add(1, SeqCst);
-        let owned = prefix.to_owned();
-        let tags_prefix = owned.clone();
-        let dropped = self
-            .entries
-            .invalidate_entries_if(move |k, _| k.starts_with(owned.as_str()))
-            .and_then(|_| {
-                self.tags
-                    .invalidate_entries_if(move |k, _| k.starts_with(tags_prefix.as_str()))
-            });
-        if dropped.is_err() {
-            // Under the same exclusive hold (`flush` would take it again).
-            self.entries.invalidate_all();
-            self.tags.invalidate_all();
+        {
+            let _no_fill = self.fills.write().unwrap_or_else(|e| e.into_inner());
+            self.all.fetch_add(1, SeqCst);
         }
+        // The visit needs no hold: every fill that checked before the bump
+        // has inserted by now (it held `fills` until then), and every later
+        // one sees the bump and inserts nothing. Fills are not kept waiting
+        // for a visit of the whole tier.
+        drop_under(&self.entries, prefix);
+        drop_under(&self.tags, prefix);
     }
 
     /// Drops everything.
@@ -239,6 +250,69 @@ mod tests {
         assert!(left > 9_000 && left <= 10_000, "{left}");
         local.drop_prefix("ns:");
         assert!(local.get(&key, &[]).is_none(), "gone with its prefix");
+    }
+
+    /// Fills race drops: a fill reads the "database" after taking its
+    /// counters, as a Redis read does, and the dropping thread bumps the
+    /// database before each drop. Right after a drop, no older value may be
+    /// served; returns how often one was. `drop` drops `KEY`, by key or by
+    /// a prefix of it.
+    fn race(rounds: u32, drop: impl Fn(&Local)) -> u32 {
+        use std::sync::atomic::{AtomicBool, AtomicU32};
+        const KEY: &str = "ns:user:7:profile";
+        let local = Arc::new(Local::new(1_000, LONG));
+        let db = Arc::new(AtomicU32::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let fillers: Vec<_> = (0..2)
+            .map(|_| {
+                let (local, db, stop) = (local.clone(), db.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        let seen = local.seen(KEY, &[]);
+                        let read = db.load(SeqCst);
+                        local.keep(KEY, &stored(read, &[]), 60_000, &[], &[], LONG, 0, seen);
+                        // Other keys, and running its housekeeping, keep moka busy.
+                        let other = format!("ns:other:{}", read % 8);
+                        let seen = local.seen(&other, &[]);
+                        local.keep(&other, &stored(read, &[]), 60_000, &[], &[], LONG, 0, seen);
+                        let _ = local.get(&other, &[]);
+                        local.entries.run_pending_tasks();
+                    }
+                })
+            })
+            .collect();
+        let mut stale = 0;
+        for _ in 0..rounds {
+            let written = db.fetch_add(1, SeqCst) + 1;
+            drop(&local);
+            if let Some((held, _, _)) = local.get(KEY, &[]) {
+                match held.stored.decode::<Bincode, u32>() {
+                    crate::codec::Decoded::Value(v) if v < written => stale += 1,
+                    crate::codec::Decoded::Value(_) => {}
+                    crate::codec::Decoded::Mismatch(why) => panic!("{why:?}"),
+                }
+            }
+        }
+        stop.store(true, SeqCst);
+        for filler in fillers {
+            filler.join().unwrap();
+        }
+        stale
+    }
+
+    #[test]
+    fn a_key_drop_is_never_undone_by_a_fill_racing_it() {
+        let stale = race(50_000, |local| {
+            local.drop_keys(&["ns:user:7:profile".to_owned()]);
+        });
+        assert_eq!(stale, 0, "values read before a drop served after it");
+    }
+
+    #[test]
+    fn a_prefix_drop_is_never_undone_by_a_fill_racing_it() {
+        // Fewer rounds: each visits every entry held.
+        let stale = race(5_000, |local| local.drop_prefix("ns:user:7:"));
+        assert_eq!(stale, 0, "values read before a drop served after it");
     }
 
     #[tokio::test]
