@@ -231,7 +231,7 @@ impl CacheBuilder {
     /// `threshold` failures in a row (timeouts, lost connections, refused
     /// credentials) every operation fails at once, so cached calls cost
     /// their body and no operation timeout; a background probe after
-    /// `cool_down` (doubled per failed probe, up to 30 s) closes it again
+    /// `cool_down` (and every `cool_down` after, while it fails) closes it again
     /// when Redis answers. `threshold` 0 turns it off; at most 1000.
     /// `cool_down` from 1 ms to 30 s. The in-memory backend has none.
     /// See [`Cache::breaker_health`].

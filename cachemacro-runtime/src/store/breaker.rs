@@ -22,8 +22,10 @@
 //!   waits out the cool-down (1 s by default), goes **half-open**, and
 //!   probes the backend with one `PING` bounded by the operation timeout;
 //!   operations keep failing at once meanwhile. A probe that succeeds
-//!   closes the breaker; one that fails opens it again for twice the
-//!   cool-down, up to 30 s. If that task is gone (its runtime shut down),
+//!   closes the breaker; one that fails opens it again for another
+//!   cool-down (not a longer one: a `PING` a second costs a down server
+//!   nothing, and caching must resume within a cool-down of Redis coming
+//!   back). If that task is gone (its runtime shut down),
 //!   the first operation after the cool-down starts another.
 //! * [`Store::ping`] goes through when a probe is due or running, and its
 //!   success closes the breaker, so [`Cache::connect`](crate::Cache::connect)
@@ -55,7 +57,7 @@ use super::{
 };
 use crate::Error;
 
-/// The longest cool-down, however many probes failed.
+/// The longest cool-down a builder accepts.
 pub(crate) const MAX_COOL_DOWN: Duration = Duration::from_secs(30);
 
 /// When a breaker opens, and for how long at first.
@@ -63,7 +65,7 @@ pub(crate) const MAX_COOL_DOWN: Duration = Duration::from_secs(30);
 pub(crate) struct BreakerConfig {
     /// Failures in a row that open it; 0: no breaker.
     pub(crate) threshold: u32,
-    /// The first wait before a probe; doubled per failed probe.
+    /// The wait before each probe.
     pub(crate) cool_down: Duration,
 }
 
@@ -317,7 +319,7 @@ impl Shared {
         record.due = None;
     }
 
-    /// A probe's failure: open again, for twice as long; unless a ping
+    /// A probe's failure: open again, for another cool-down; unless a ping
     /// closed the breaker while the probe ran (its failure is then stale).
     fn reopen(&self, error: &Error) {
         let mut record = self.lock();
@@ -326,7 +328,7 @@ impl Shared {
         }
         self.count(&mut record, error);
         self.state.store(OPEN, SeqCst);
-        record.cool_down = record.cool_down.saturating_mul(2).min(MAX_COOL_DOWN);
+        record.cool_down = self.config.cool_down;
         record.due = Some(Instant::now() + record.cool_down);
         tracing::debug!(error = %error, cool_down = ?record.cool_down, "cache backend probe failed");
     }
