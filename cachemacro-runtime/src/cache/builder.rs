@@ -227,7 +227,7 @@ impl CacheBuilder {
         self
     }
 
-    /// The circuit breaker in front of Redis (default: 5 failures, 1 s): after
+    /// The circuit breaker in front of Redis (default: 5 failures, 250 ms): after
     /// `threshold` failures in a row (timeouts, lost connections, refused
     /// credentials) every operation fails at once, so cached calls cost
     /// their body and no operation timeout; a background probe after

@@ -10,7 +10,7 @@
 //!   their body and store nothing, so it never serves an entry it failed to
 //!   invalidate. The check costs one atomic load; callers never wait for a
 //!   replay. A background task replays the queue (retrying every 100 ms,
-//!   backing off to 1 s), stopping at the first failure.
+//!   backing off to 250 ms), stopping at the first failure.
 //! * A target queued again while a replay is running is kept for the next
 //!   replay (each target carries a generation), so a newer invalidation is
 //!   never dropped because an older one of the same key landed.
@@ -222,7 +222,7 @@ impl Replayer {
                 if Replayer(shared).replay().await {
                     return;
                 }
-                delay = (delay * 2).min(Duration::from_secs(1));
+                delay = (delay * 2).min(Duration::from_millis(250));
             }
         });
     }

@@ -19,7 +19,7 @@
 //!   [`Problem`].
 //! * When it opens, a background task (spawned on the current tokio
 //!   runtime, holding only a weak reference, so a dropped cache stops it)
-//!   waits out the cool-down (1 s by default), goes **half-open**, and
+//!   waits out the cool-down (250 ms by default), goes **half-open**, and
 //!   probes the backend with one `PING` bounded by the operation timeout;
 //!   operations keep failing at once meanwhile. A probe that succeeds
 //!   closes the breaker; one that fails opens it again for another
@@ -73,7 +73,7 @@ impl Default for BreakerConfig {
     fn default() -> Self {
         BreakerConfig {
             threshold: 5,
-            cool_down: Duration::from_secs(1),
+            cool_down: Duration::from_millis(250),
         }
     }
 }
