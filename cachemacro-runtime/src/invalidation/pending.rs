@@ -238,3 +238,44 @@ pub(crate) fn record(cache: &Cache, origin: Origin, targets: &[(&'static str, Pa
         })
         .is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: &T) {}
+
+    #[tokio::test]
+    async fn a_scope_is_send_and_records_only_inside_it() {
+        let cache = Cache::memory();
+        let pending = Pending::new();
+        let targets = [("t", Pattern::Exact("k".into()))];
+        let origin = Origin {
+            function: "f",
+            file: "x.rs",
+            line: 1,
+        };
+        let scoped = pending.scope(async { record(&cache, origin, &targets) });
+        send(&scoped);
+        assert!(scoped.await);
+        assert!(!record(&cache, origin, &targets), "outside the scope");
+        assert!(!in_scope());
+        assert_eq!(pending.len(), 1);
+        pending.discard();
+        assert_eq!(
+            cache.stats().invalidations_queued,
+            0,
+            "discarded, not queued"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_pending_queues_what_it_recorded() {
+        let cache = Cache::memory();
+        let pending = Pending::new();
+        pending.delete(&cache, "a");
+        pending.invalidate_tag(&cache, "t");
+        drop(pending);
+        assert_eq!(cache.stats().invalidations_queued, 2);
+    }
+}
