@@ -11,26 +11,38 @@
 
 mod support;
 
-use cachemacro_tests::{RedisServer, eventually};
+use cachemacro_tests::{RedisCluster, RedisServer, eventually};
 use serde_json::{Value, json};
 use support::{Instance, TempDb, namespace};
+
+/// Where the cache lives.
+#[derive(Clone, Copy)]
+enum Redis {
+    /// A redis-server of the test's own.
+    Server,
+    /// The test binary's Redis Cluster (3 primaries, 3 replicas).
+    Cluster,
+}
 
 /// The processes of one test: Redis, the database, and one or two apps.
 struct Setup {
     writer: Instance,
     reader: Option<Instance>,
     _db: TempDb,
-    _redis: RedisServer,
+    _redis: Option<RedisServer>,
 }
 
 impl Setup {
-    async fn start(instances: usize) -> Option<Setup> {
-        let redis = RedisServer::start()?;
-        let url = format!(
-            "{}?local_capacity=10000&namespace={}",
-            redis.url(),
-            namespace()
-        );
+    async fn start(redis: Redis, instances: usize) -> Option<Setup> {
+        let (server, url) = match redis {
+            Redis::Server => {
+                let server = RedisServer::start()?;
+                let url = server.url();
+                (Some(server), url)
+            }
+            Redis::Cluster => (None, RedisCluster::shared()?.url()),
+        };
+        let url = format!("{url}?local_capacity=10000&namespace={}", namespace());
         let db = TempDb::new();
         let writer = Instance::start(&db, &url).await;
         let reader = if instances == 2 {
@@ -42,7 +54,7 @@ impl Setup {
             writer,
             reader,
             _db: db,
-            _redis: redis,
+            _redis: server,
         })
     }
 
@@ -300,8 +312,8 @@ async fn username_change(s: &Setup) {
 }
 
 /// Every item, in order, on one setup (each makes users of its own).
-async fn checklist(instances: usize) {
-    let Some(s) = Setup::start(instances).await else {
+async fn checklist(redis: Redis, instances: usize) {
+    let Some(s) = Setup::start(redis, instances).await else {
         return;
     };
     // Users, images and collections of others first, so no two kinds of id
@@ -324,10 +336,15 @@ async fn checklist(instances: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checklist_on_one_instance() {
-    checklist(1).await;
+    checklist(Redis::Server, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checklist_across_two_instances() {
-    checklist(2).await;
+    checklist(Redis::Server, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checklist_across_two_instances_on_a_cluster() {
+    checklist(Redis::Cluster, 2).await;
 }
