@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{self, Body, id};
+use cachemacro_runtime::Pending;
+
 use crate::app::AppState;
 use crate::db::begin_write;
 use crate::db::models::Collection;
@@ -43,11 +45,18 @@ pub async fn create(
 ) -> AppResult<(StatusCode, Json<Collection>)> {
     let name = text("name", &b.name, MAX_NAME)?;
     let description = description(b.description.as_deref())?.unwrap_or_default();
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, b.user_id).await?;
-    let out =
-        collections::create_collection(&app.cache, &mut tx, b.user_id, &name, &description).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(collections::create_collection(
+            &app.cache,
+            &mut tx,
+            b.user_id,
+            &name,
+            &description,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -72,17 +81,12 @@ pub async fn update(
         .map(|n| text("name", n, MAX_NAME))
         .transpose()?;
     let description = description(b.description.as_deref())?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let row = extract::collection(&mut tx, collection_id).await?;
-    let out = collections::update_collection(
-        &app.cache,
-        &mut tx,
-        &row,
-        name.as_deref(),
-        description.as_deref(),
-    );
-    let out = out.await?;
-    tx.commit().await?;
+    let (name, description) = (name.as_deref(), description.as_deref());
+    let update = collections::update_collection(&app.cache, &mut tx, &row, name, description);
+    let out = pending.scope(update).await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -92,10 +96,12 @@ pub async fn delete(
     Path(collection): Path<String>,
 ) -> AppResult<Json<Value>> {
     let collection_id = id("collection", &collection)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let row = extract::collection(&mut tx, collection_id).await?;
-    collections::delete_collection(&app.cache, &mut tx, &row).await?;
-    tx.commit().await?;
+    pending
+        .scope(collections::delete_collection(&app.cache, &mut tx, &row))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(json!({ "deleted": collection_id })))
 }
 
@@ -111,11 +117,15 @@ pub async fn add_image(
     Body(b): Body<ImageRef>,
 ) -> AppResult<Json<Collection>> {
     let collection_id = id("collection", &collection)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let row = extract::collection(&mut tx, collection_id).await?;
     let image = extract::image(&mut tx, b.image_id).await?;
-    let out = collections::add_image_to_collection(&app.cache, &mut tx, &row, image.id).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(collections::add_image_to_collection(
+            &app.cache, &mut tx, &row, image.id,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -126,10 +136,13 @@ pub async fn remove_image(
 ) -> AppResult<Json<Collection>> {
     let collection_id = id("collection", &collection)?;
     let image_id = id("image", &image)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let row = extract::collection(&mut tx, collection_id).await?;
-    let out =
-        collections::remove_image_from_collection(&app.cache, &mut tx, &row, image_id).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(collections::remove_image_from_collection(
+            &app.cache, &mut tx, &row, image_id,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{self, Body, id};
+use cachemacro_runtime::Pending;
+
 use crate::app::AppState;
 use crate::db::begin_write;
 use crate::db::models::Processing;
@@ -57,10 +59,12 @@ pub async fn generate(
         count: b.count,
         public: b.public,
     };
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, req.user_id).await?;
-    let out = images::generate_images(&app.cache, &mut tx, &req).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(images::generate_images(&app.cache, &mut tx, &req))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -87,11 +91,14 @@ pub async fn status(
             "progress must be from 0 to 100".into(),
         ));
     }
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::processing(&mut tx, request_id).await?;
-    let out =
-        images::update_processing(&app.cache, &mut tx, request_id, &b.status, b.progress).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(images::update_processing(
+            &app.cache, &mut tx, request_id, &b.status, b.progress,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -101,10 +108,12 @@ pub async fn delete_image(
     Path(image): Path<String>,
 ) -> AppResult<Json<Value>> {
     let image_id = id("image", &image)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let image = extract::image(&mut tx, image_id).await?;
-    images::delete_image(&app.cache, &mut tx, &image).await?;
-    tx.commit().await?;
+    pending
+        .scope(images::delete_image(&app.cache, &mut tx, &image))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(json!({ "deleted": image_id })))
 }
 
@@ -114,9 +123,11 @@ pub async fn delete_set(
     Path(set): Path<String>,
 ) -> AppResult<Json<Value>> {
     let set_id = id("set", &set)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let set = extract::set(&mut tx, set_id).await?;
-    sets::delete_set(&app.cache, &mut tx, &set).await?;
-    tx.commit().await?;
+    pending
+        .scope(sets::delete_set(&app.cache, &mut tx, &set))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(json!({ "deleted": set_id })))
 }

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::extract::{self, Body, id};
+use cachemacro_runtime::Pending;
+
 use crate::app::AppState;
 use crate::db::begin_write;
 use crate::db::models::{Comment, FollowStats, ImageDetails};
@@ -44,10 +46,12 @@ pub async fn follow(
     Path(user): Path<String>,
     Body(b): Body<Follower>,
 ) -> AppResult<Json<FollowStats>> {
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let (follower, followee) = follow_pair(&mut tx, &user, &b).await?;
-    let out = social::follow(&app.cache, &mut tx, follower, followee).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::follow(&app.cache, &mut tx, follower, followee))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -57,10 +61,12 @@ pub async fn unfollow(
     Path(user): Path<String>,
     Body(b): Body<Follower>,
 ) -> AppResult<Json<FollowStats>> {
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let (follower, followee) = follow_pair(&mut tx, &user, &b).await?;
-    let out = social::unfollow(&app.cache, &mut tx, follower, followee).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::unfollow(&app.cache, &mut tx, follower, followee))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -71,11 +77,13 @@ pub async fn like(
     Body(b): Body<UserRef>,
 ) -> AppResult<Json<ImageDetails>> {
     let image_id = id("image", &image)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let image = extract::image(&mut tx, image_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::like_image(&app.cache, &mut tx, b.user_id, &image).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::like_image(&app.cache, &mut tx, b.user_id, &image))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -86,11 +94,13 @@ pub async fn unlike(
     Body(b): Body<UserRef>,
 ) -> AppResult<Json<ImageDetails>> {
     let image_id = id("image", &image)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let image = extract::image(&mut tx, image_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::unlike_image(&app.cache, &mut tx, b.user_id, &image).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::unlike_image(&app.cache, &mut tx, b.user_id, &image))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -108,11 +118,15 @@ pub async fn comment(
 ) -> AppResult<(StatusCode, Json<Comment>)> {
     let image_id = id("image", &image)?;
     let body = text("body", &b.body, MAX_COMMENT)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let image = extract::image(&mut tx, image_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::add_comment(&app.cache, &mut tx, b.user_id, &image, &body).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::add_comment(
+            &app.cache, &mut tx, b.user_id, &image, &body,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -122,10 +136,12 @@ pub async fn delete_comment(
     Path(comment): Path<String>,
 ) -> AppResult<Json<ImageDetails>> {
     let comment_id = id("comment", &comment)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let comment = extract::comment(&mut tx, comment_id).await?;
-    let out = social::delete_comment(&app.cache, &mut tx, &comment).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::delete_comment(&app.cache, &mut tx, &comment))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -136,11 +152,15 @@ pub async fn like_comment(
     Body(b): Body<UserRef>,
 ) -> AppResult<Json<ImageDetails>> {
     let comment_id = id("comment", &comment)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let comment = extract::comment(&mut tx, comment_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::like_comment(&app.cache, &mut tx, b.user_id, &comment).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::like_comment(
+            &app.cache, &mut tx, b.user_id, &comment,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -151,10 +171,14 @@ pub async fn unlike_comment(
     Body(b): Body<UserRef>,
 ) -> AppResult<Json<ImageDetails>> {
     let comment_id = id("comment", &comment)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let comment = extract::comment(&mut tx, comment_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::unlike_comment(&app.cache, &mut tx, b.user_id, &comment).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(social::unlike_comment(
+            &app.cache, &mut tx, b.user_id, &comment,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }

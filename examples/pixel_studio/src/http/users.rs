@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::extract::{self, Body, id};
+use cachemacro_runtime::Pending;
+
 use crate::app::AppState;
 use crate::db::begin_write;
 use crate::db::models::UserLogin;
@@ -43,9 +45,9 @@ pub async fn create(
         .as_deref()
         .map(|u| text("avatar_url", u, MAX_URL))
         .transpose()?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let user = users::create_user(&mut tx, &username, &bio, avatar.as_deref()).await?;
-    tx.commit().await?;
+    pending.commit(tx.commit()).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -62,10 +64,14 @@ pub async fn username(
 ) -> AppResult<Json<UserLogin>> {
     let user_id = id("user", &user)?;
     let username = text("username", &b.username, MAX_USERNAME)?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, user_id).await?;
-    let out = users::update_username(&app.cache, &mut tx, user_id, &username).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(users::update_username(
+            &app.cache, &mut tx, user_id, &username,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -86,10 +92,17 @@ pub async fn avatar(
         .as_deref()
         .map(|u| text("avatar_url", u, MAX_URL))
         .transpose()?;
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, user_id).await?;
-    let out = users::update_avatar(&app.cache, &mut tx, user_id, url.as_deref()).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(users::update_avatar(
+            &app.cache,
+            &mut tx,
+            user_id,
+            url.as_deref(),
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -111,10 +124,12 @@ pub async fn bio(
             "bio must be at most {MAX_BIO} characters"
         )));
     }
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, user_id).await?;
-    let out = users::update_bio(&app.cache, &mut tx, user_id, bio).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(users::update_bio(&app.cache, &mut tx, user_id, bio))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -140,10 +155,14 @@ pub async fn purchase(
     Body(b): Body<Amount>,
 ) -> AppResult<Json<UserLogin>> {
     let (user_id, amount) = (id("user", &user)?, amount(&b)?);
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, user_id).await?;
-    let out = users::purchase_credits(&app.cache, &mut tx, user_id, amount).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(users::purchase_credits(
+            &app.cache, &mut tx, user_id, amount,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }
 
@@ -154,9 +173,13 @@ pub async fn spend(
     Body(b): Body<Amount>,
 ) -> AppResult<Json<UserLogin>> {
     let (user_id, amount) = (id("user", &user)?, amount(&b)?);
-    let mut tx = begin_write(&app.pool).await?;
+    let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     extract::user(&mut tx, user_id).await?;
-    let out = writes::users::use_credits(&app.cache, &mut tx, user_id, amount).await?;
-    tx.commit().await?;
+    let out = pending
+        .scope(writes::users::use_credits(
+            &app.cache, &mut tx, user_id, amount,
+        ))
+        .await?;
+    pending.commit(tx.commit()).await?;
     Ok(Json(out))
 }

@@ -3,7 +3,8 @@
 //!
 //! A write takes this instance's cache and the connection of a write
 //! transaction its handler opened: it does the SQL and, on `Ok`, clears
-//! its targets. Writes that clear lists of *other* users (a followee's new
+//! its targets. Handlers call it in `Pending::scope` and commit with
+//! `Pending::commit`, so the targets land after the commit. Writes that clear lists of *other* users (a followee's new
 //! image in every follower's feed, a deleted image in every liker's
 //! likes) find those users in the transaction and call the one-target
 //! writes of [`fanout`] for each.
