@@ -44,14 +44,21 @@ fn failure(e: reqwest::Error) -> Failure {
     }
 }
 
-/// The value a read path stands for: the body of a 200, `null` for a 404
-/// (what the oracle says of something that does not exist).
+/// The value a read stands for: the body of a 200; `{"status", "body"}`
+/// of a 404 (the oracle gives both for each path).
+fn value(status: u16, body: Value) -> Value {
+    if status == 200 {
+        body
+    } else {
+        json!({ "status": status, "body": body })
+    }
+}
+
 fn read_value(status: reqwest::StatusCode, body: &[u8]) -> Result<Value, Failure> {
     match status.as_u16() {
-        200 => {
-            serde_json::from_slice(body).map_err(|e| Failure::Transport(format!("bad JSON: {e}")))
-        }
-        404 => Ok(Value::Null),
+        status @ (200 | 404) => serde_json::from_slice(body)
+            .map(|body| value(status, body))
+            .map_err(|e| Failure::Transport(format!("bad JSON: {e}"))),
         other => Err(Failure::Status(
             other,
             String::from_utf8_lossy(body).into_owned(),
@@ -142,18 +149,20 @@ impl Http {
         #[derive(serde::Deserialize)]
         struct Snapshot {
             paths: HashMap<String, Value>,
+            #[serde(default)]
+            status: HashMap<String, u16>,
         }
         let snapshot: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| Failure::Transport(format!("bad snapshot: {e}")))?;
-        let missing: Vec<&String> = paths
-            .iter()
-            .filter(|p| !snapshot.paths.contains_key(*p))
-            .collect();
-        if !missing.is_empty() {
-            return Err(Failure::Transport(format!(
-                "the snapshot lacks {missing:?}"
-            )));
+        let mut state = HashMap::with_capacity(paths.len());
+        let (mut bodies, statuses) = (snapshot.paths, snapshot.status);
+        for path in paths {
+            let Some(body) = bodies.remove(path) else {
+                return Err(Failure::Transport(format!("the snapshot lacks {path}")));
+            };
+            let status = statuses.get(path).copied().unwrap_or(200);
+            state.insert(path.clone(), value(status, body));
         }
-        Ok(snapshot.paths)
+        Ok(state)
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use rand::seq::IndexedRandom;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The prompts and models images are generated with, and filtered by.
@@ -21,14 +22,14 @@ const MAX_COLLECTIONS: usize = 2;
 /// One HTTP write and what it does to the world if it succeeds.
 #[derive(Debug, Clone)]
 pub(crate) struct Action {
-    pub(crate) method: reqwest::Method,
+    pub(crate) method: Method,
     pub(crate) path: String,
     pub(crate) body: Option<Value>,
     effect: Effect,
 }
 
 impl Action {
-    fn new(method: reqwest::Method, path: String, body: Option<Value>, effect: Effect) -> Action {
+    fn new(method: Method, path: String, body: Option<Value>, effect: Effect) -> Action {
         Action {
             method,
             path,
@@ -55,6 +56,8 @@ enum Effect {
     Unfollow(u64, u64),
     Comment(u64),
     DeleteComment(u64),
+    LikeComment(u64, u64),
+    UnlikeComment(u64, u64),
     Nothing,
     CreateCollection(u64),
     AddToCollection(u64, u64),
@@ -62,6 +65,7 @@ enum Effect {
     DeleteCollection(u64),
     Generate(u64),
     DeleteSet(u64),
+    DeleteImage(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -81,23 +85,32 @@ pub(crate) struct Universe {
     users: Vec<u64>,
     /// Live sets.
     sets: BTreeMap<u64, SetInfo>,
-    /// Live images and their owners.
+    /// Live images and their sets.
     images: BTreeMap<u64, u64>,
     collections: BTreeMap<u64, Collection>,
     likes: BTreeSet<(u64, u64)>,
     follows: BTreeSet<(u64, u64)>,
     /// Comment id → image.
     comments: BTreeMap<u64, u64>,
-    /// Every image and set ever seen: their pages stay read paths (a
-    /// deleted one is read as not found).
+    /// (user, comment) likes.
+    comment_likes: BTreeSet<(u64, u64)>,
+    /// Every image, set and processing request ever seen: their pages stay
+    /// read paths (a deleted one reads as its 404).
     seen_images: BTreeSet<u64>,
     seen_sets: BTreeSet<u64>,
-    /// For unique names.
+    seen_requests: BTreeSet<u64>,
+    /// For unique names: a run's own prefix (several runs may share a
+    /// database) and a counter.
+    nonce: u32,
     counter: u64,
 }
 
-fn id_of(response: &Value) -> Option<u64> {
-    response.get("id").and_then(Value::as_u64)
+fn id_of(response: &Value, field: &str) -> Option<u64> {
+    response.get(field).and_then(Value::as_u64)
+}
+
+fn pick<T: Copy>(items: impl Iterator<Item = T>, rng: &mut impl Rng) -> Option<T> {
+    items.collect::<Vec<T>>().choose(rng).copied()
 }
 
 impl Universe {
@@ -134,31 +147,54 @@ impl Universe {
         ]);
         paths.extend(self.seen_images.iter().map(|i| format!("/images/{i}")));
         paths.extend(self.seen_sets.iter().map(|s| format!("/sets/{s}")));
+        paths.extend(
+            self.seen_requests
+                .iter()
+                .map(|r| format!("/processing/{r}")),
+        );
         paths
     }
 
     fn name(&mut self, what: &str) -> String {
         self.counter += 1;
-        format!("{what}-{}", self.counter)
+        if self.nonce == 0 {
+            self.nonce = rand::random::<u32>() | 1;
+        }
+        format!("{what}-{:08x}-{}", self.nonce, self.counter)
     }
 
-    pub(crate) fn create_user(&mut self) -> Action {
+    fn create_user(&mut self) -> Action {
         let username = self.name("user");
         Action::new(
-            reqwest::Method::POST,
+            Method::POST,
             "/users".into(),
-            Some(json!({ "username": username })),
+            Some(json!({ "username": username, "bio": "seeded" })),
             Effect::CreateUser,
         )
     }
 
-    fn generate(&mut self, user: u64, rng: &mut impl Rng) -> Action {
+    fn purchase(user: u64, amount: u64) -> Action {
+        Action::new(
+            Method::POST,
+            format!("/users/{user}/credits/purchase"),
+            Some(json!({ "amount": amount })),
+            Effect::Nothing,
+        )
+    }
+
+    fn generate(user: u64, rng: &mut impl Rng) -> Action {
         let prompt = *PROMPTS.choose(rng).expect("prompts");
         let model = *MODELS.choose(rng).expect("models");
         Action::new(
-            reqwest::Method::POST,
-            format!("/users/{user}/images"),
-            Some(json!({ "prompt": prompt, "model": model })),
+            Method::POST,
+            "/images/generate".into(),
+            Some(json!({
+                "user_id": user,
+                "prompt": prompt,
+                "model": model,
+                "count": rng.random_range(1..=2),
+                "public": rng.random_bool(0.8),
+            })),
             Effect::Generate(user),
         )
     }
@@ -166,35 +202,35 @@ impl Universe {
     fn create_collection(&mut self, user: u64) -> Action {
         let name = self.name("collection");
         Action::new(
-            reqwest::Method::POST,
-            format!("/users/{user}/collections"),
-            Some(json!({ "name": name })),
+            Method::POST,
+            "/collections".into(),
+            Some(json!({ "user_id": user, "name": name })),
             Effect::CreateCollection(user),
         )
     }
 
     fn like(user: u64, image: u64) -> Action {
         Action::new(
-            reqwest::Method::POST,
-            format!("/users/{user}/likes/{image}"),
-            None,
+            Method::POST,
+            format!("/images/{image}/like"),
+            Some(json!({ "user_id": user })),
             Effect::Like(user, image),
         )
     }
 
-    fn follow(user: u64, target: u64) -> Action {
+    fn follow(follower: u64, followee: u64) -> Action {
         Action::new(
-            reqwest::Method::POST,
-            format!("/users/{user}/follows/{target}"),
-            None,
-            Effect::Follow(user, target),
+            Method::POST,
+            format!("/users/{followee}/follow"),
+            Some(json!({ "follower_id": follower })),
+            Effect::Follow(follower, followee),
         )
     }
 
     fn comment(&mut self, user: u64, image: u64) -> Action {
         let body = self.name("comment");
         Action::new(
-            reqwest::Method::POST,
+            Method::POST,
             format!("/images/{image}/comments"),
             Some(json!({ "user_id": user, "body": body })),
             Effect::Comment(image),
@@ -203,15 +239,29 @@ impl Universe {
 
     fn add_to_collection(collection: u64, image: u64) -> Action {
         Action::new(
-            reqwest::Method::POST,
-            format!("/collections/{collection}/images/{image}"),
-            None,
+            Method::POST,
+            format!("/collections/{collection}/images"),
+            Some(json!({ "image_id": image })),
             Effect::AddToCollection(collection, image),
         )
     }
 
-    /// The writes that build the world a run starts from, in order; call
-    /// [`Universe::seed_round`] again until it returns nothing.
+    fn collections_of(&self, user: u64) -> impl Iterator<Item = u64> + '_ {
+        self.collections
+            .iter()
+            .filter(move |(_, c)| c.user == user)
+            .map(|(&id, _)| id)
+    }
+
+    fn sets_of(&self, user: u64) -> impl Iterator<Item = u64> + '_ {
+        self.sets
+            .iter()
+            .filter(move |(_, s)| s.user == user)
+            .map(|(&id, _)| id)
+    }
+
+    /// The writes that build the world a run starts from, round by round
+    /// (a round may use what the ones before created); empty once done.
     pub(crate) fn seed_round(
         &mut self,
         round: usize,
@@ -221,26 +271,23 @@ impl Universe {
         let ids = self.users.clone();
         match round {
             0 => (0..users).map(|_| self.create_user()).collect(),
-            1 | 2 => ids.iter().map(|&u| self.generate(u, rng)).collect(),
-            3 => ids.iter().map(|&u| self.create_collection(u)).collect(),
-            4 => {
+            1 => ids.iter().map(|&u| Self::purchase(u, 100_000)).collect(),
+            2 | 3 => ids.iter().map(|&u| Self::generate(u, rng)).collect(),
+            4 => ids.iter().map(|&u| self.create_collection(u)).collect(),
+            5 => {
                 let mut actions = Vec::new();
                 for (n, &u) in ids.iter().enumerate() {
                     let next = ids[(n + 1) % ids.len()];
                     if next != u {
                         actions.push(Self::follow(u, next));
                     }
-                    let images: Vec<u64> = self.images.keys().copied().collect();
-                    if let Some(&image) = images.choose(rng) {
+                    let image = pick(self.images.keys().copied(), rng);
+                    if let Some(image) = image {
                         actions.push(Self::like(u, image));
                         actions.push(self.comment(u, image));
                     }
-                    let collection = self
-                        .collections
-                        .iter()
-                        .find(|(_, c)| c.user == u)
-                        .map(|(&id, _)| id);
-                    if let (Some(c), Some(&image)) = (collection, images.choose(rng)) {
+                    let collection = self.collections_of(u).next();
+                    if let (Some(c), Some(image)) = (collection, image) {
                         actions.push(Self::add_to_collection(c, image));
                     }
                 }
@@ -252,145 +299,193 @@ impl Universe {
 
     /// A random write on the world.
     pub(crate) fn random_action(&mut self, rng: &mut impl Rng) -> Action {
-        use reqwest::Method;
         let user = *self.users.choose(rng).expect("a seeded world has users");
         loop {
-            let action = match rng.random_range(0..100u32) {
-                // Likes and unlikes.
-                0..20 => {
-                    let Some(&image) = self.images.keys().collect::<Vec<_>>().choose(rng) else {
-                        continue;
-                    };
-                    if self.likes.contains(&(user, *image)) {
-                        Action::new(
-                            Method::DELETE,
-                            format!("/users/{user}/likes/{image}"),
-                            None,
-                            Effect::Unlike(user, *image),
-                        )
-                    } else {
-                        Self::like(user, *image)
-                    }
-                }
-                // Follows and unfollows.
-                20..35 => {
-                    let target = *self.users.choose(rng).expect("users");
-                    if target == user {
-                        continue;
-                    }
-                    if self.follows.contains(&(user, target)) {
-                        Action::new(
-                            Method::DELETE,
-                            format!("/users/{user}/follows/{target}"),
-                            None,
-                            Effect::Unfollow(user, target),
-                        )
-                    } else {
-                        Self::follow(user, target)
-                    }
-                }
-                35..45 => {
-                    let Some(&image) = self.images.keys().collect::<Vec<_>>().choose(rng) else {
-                        continue;
-                    };
-                    self.comment(user, *image)
-                }
-                45..50 => {
-                    let Some(&comment) = self.comments.keys().collect::<Vec<_>>().choose(rng)
-                    else {
-                        continue;
-                    };
+            if let Some(action) = self.try_action(user, rng.random_range(0..100u32), rng) {
+                return action;
+            }
+        }
+    }
+
+    /// The action numbered `dice` (0..100, by weight) for `user`, if the
+    /// world allows it.
+    fn try_action(&mut self, user: u64, dice: u32, rng: &mut impl Rng) -> Option<Action> {
+        let image = pick(self.images.keys().copied(), rng);
+        let action = match dice {
+            // Likes and unlikes.
+            0..16 => {
+                let image = image?;
+                if self.likes.contains(&(user, image)) {
                     Action::new(
                         Method::DELETE,
-                        format!("/comments/{comment}"),
-                        None,
-                        Effect::DeleteComment(*comment),
+                        format!("/images/{image}/like"),
+                        Some(json!({ "user_id": user })),
+                        Effect::Unlike(user, image),
                     )
+                } else {
+                    Self::like(user, image)
                 }
-                50..58 => {
-                    let username = self.name("renamed");
+            }
+            // Follows and unfollows.
+            16..30 => {
+                let target = *self.users.choose(rng)?;
+                if target == user {
+                    return None;
+                }
+                if self.follows.contains(&(user, target)) {
                     Action::new(
-                        Method::PUT,
-                        format!("/users/{user}/username"),
-                        Some(json!({ "username": username })),
-                        Effect::Nothing,
+                        Method::DELETE,
+                        format!("/users/{target}/follow"),
+                        Some(json!({ "follower_id": user })),
+                        Effect::Unfollow(user, target),
                     )
+                } else {
+                    Self::follow(user, target)
                 }
-                58..64 => Action::new(
-                    Method::POST,
-                    format!("/users/{user}/credits"),
-                    Some(json!({ "amount": rng.random_range(1..50u32) })),
+            }
+            30..38 => self.comment(user, image?),
+            38..42 => {
+                let comment = pick(self.comments.keys().copied(), rng)?;
+                Action::new(
+                    Method::DELETE,
+                    format!("/comments/{comment}"),
+                    None,
+                    Effect::DeleteComment(comment),
+                )
+            }
+            42..47 => {
+                let comment = pick(self.comments.keys().copied(), rng)?;
+                let (method, effect) = if self.comment_likes.contains(&(user, comment)) {
+                    (Method::DELETE, Effect::UnlikeComment(user, comment))
+                } else {
+                    (Method::POST, Effect::LikeComment(user, comment))
+                };
+                Action::new(
+                    method,
+                    format!("/comments/{comment}/like"),
+                    Some(json!({ "user_id": user })),
+                    effect,
+                )
+            }
+            47..53 => {
+                let username = self.name("renamed");
+                Action::new(
+                    Method::PUT,
+                    format!("/users/{user}/username"),
+                    Some(json!({ "username": username })),
                     Effect::Nothing,
-                ),
-                64..78 => {
-                    let mine: Vec<u64> = self
-                        .collections
-                        .iter()
-                        .filter(|(_, c)| c.user == user)
-                        .map(|(&id, _)| id)
-                        .collect();
-                    let Some(&collection) = mine.choose(rng) else {
-                        return self.create_collection(user);
-                    };
-                    let Some(&image) = self.images.keys().collect::<Vec<_>>().choose(rng) else {
-                        continue;
-                    };
-                    if self.collections[&collection].images.contains(image) {
-                        Action::new(
-                            Method::DELETE,
-                            format!("/collections/{collection}/images/{image}"),
-                            None,
-                            Effect::RemoveFromCollection(collection, *image),
-                        )
-                    } else {
-                        Self::add_to_collection(collection, *image)
-                    }
+                )
+            }
+            53..56 => {
+                let bio = self.name("bio");
+                Action::new(
+                    Method::PUT,
+                    format!("/users/{user}/bio"),
+                    Some(json!({ "bio": bio })),
+                    Effect::Nothing,
+                )
+            }
+            56..58 => {
+                let avatar = self.name("https://img.example/avatar");
+                Action::new(
+                    Method::PUT,
+                    format!("/users/{user}/avatar"),
+                    Some(json!({ "avatar_url": avatar })),
+                    Effect::Nothing,
+                )
+            }
+            58..61 => Self::purchase(user, rng.random_range(1..50)),
+            61..64 => Action::new(
+                Method::POST,
+                format!("/users/{user}/credits/use"),
+                Some(json!({ "amount": rng.random_range(1..5) })),
+                Effect::Nothing,
+            ),
+            64..76 => {
+                let Some(collection) = pick(self.collections_of(user), rng) else {
+                    return Some(self.create_collection(user));
+                };
+                let image = image?;
+                if self.collections[&collection].images.contains(&image) {
+                    Action::new(
+                        Method::DELETE,
+                        format!("/collections/{collection}/images/{image}"),
+                        None,
+                        Effect::RemoveFromCollection(collection, image),
+                    )
+                } else {
+                    Self::add_to_collection(collection, image)
                 }
-                78..86 => {
-                    let mine: Vec<u64> = self
-                        .collections
-                        .iter()
-                        .filter(|(_, c)| c.user == user)
-                        .map(|(&id, _)| id)
-                        .collect();
-                    match mine.choose(rng) {
-                        Some(&collection) if mine.len() >= MAX_COLLECTIONS => Action::new(
-                            Method::DELETE,
-                            format!("/collections/{collection}"),
-                            None,
-                            Effect::DeleteCollection(collection),
-                        ),
-                        _ => self.create_collection(user),
-                    }
+            }
+            76..79 => {
+                let collection = pick(self.collections_of(user), rng)?;
+                let name = self.name("renamed-collection");
+                Action::new(
+                    Method::PUT,
+                    format!("/collections/{collection}"),
+                    Some(json!({ "name": name })),
+                    Effect::Nothing,
+                )
+            }
+            79..84 => {
+                let mine: Vec<u64> = self.collections_of(user).collect();
+                match mine.choose(rng) {
+                    Some(&collection) if mine.len() >= MAX_COLLECTIONS => Action::new(
+                        Method::DELETE,
+                        format!("/collections/{collection}"),
+                        None,
+                        Effect::DeleteCollection(collection),
+                    ),
+                    _ => self.create_collection(user),
                 }
-                _ => {
-                    let mine: Vec<u64> = self
-                        .sets
-                        .iter()
-                        .filter(|(_, s)| s.user == user)
-                        .map(|(&id, _)| id)
-                        .collect();
-                    match mine.choose(rng) {
-                        Some(&set) if mine.len() >= MAX_SETS || rng.random_bool(0.3) => {
-                            Action::new(
-                                Method::DELETE,
-                                format!("/sets/{set}"),
-                                None,
-                                Effect::DeleteSet(set),
-                            )
-                        }
-                        _ => self.generate(user, rng),
-                    }
+            }
+            84..87 => {
+                let image = image?;
+                Action::new(
+                    Method::DELETE,
+                    format!("/images/{image}"),
+                    None,
+                    Effect::DeleteImage(image),
+                )
+            }
+            _ => {
+                let mine: Vec<u64> = self.sets_of(user).collect();
+                match mine.choose(rng) {
+                    Some(&set) if mine.len() >= MAX_SETS || rng.random_bool(0.3) => Action::new(
+                        Method::DELETE,
+                        format!("/sets/{set}"),
+                        None,
+                        Effect::DeleteSet(set),
+                    ),
+                    _ => Self::generate(user, rng),
                 }
-            };
-            return action;
+            }
+        };
+        Some(action)
+    }
+
+    fn forget_image(&mut self, image: u64) {
+        self.images.remove(&image);
+        self.likes.retain(|&(_, i)| i != image);
+        let gone: Vec<u64> = self
+            .comments
+            .iter()
+            .filter(|(_, i)| **i == image)
+            .map(|(&c, _)| c)
+            .collect();
+        for comment in gone {
+            self.comments.remove(&comment);
+            self.comment_likes.retain(|&(_, c)| c != comment);
+        }
+        for c in self.collections.values_mut() {
+            c.images.remove(&image);
         }
     }
 
     /// What a successful `action` (answered with `response`) did.
     pub(crate) fn apply(&mut self, action: &Action, response: &Value) {
         match action.effect {
-            Effect::CreateUser => self.users.extend(id_of(response)),
+            Effect::CreateUser => self.users.extend(id_of(response, "id")),
             Effect::Like(u, i) => {
                 self.likes.insert((u, i));
             }
@@ -404,23 +499,25 @@ impl Universe {
                 self.follows.remove(&(u, t));
             }
             Effect::Comment(image) => {
-                if let Some(id) = id_of(response) {
+                if let Some(id) = id_of(response, "id") {
                     self.comments.insert(id, image);
                 }
             }
             Effect::DeleteComment(id) => {
                 self.comments.remove(&id);
+                self.comment_likes.retain(|&(_, c)| c != id);
+            }
+            Effect::LikeComment(u, c) => {
+                self.comment_likes.insert((u, c));
+            }
+            Effect::UnlikeComment(u, c) => {
+                self.comment_likes.remove(&(u, c));
             }
             Effect::Nothing => {}
             Effect::CreateCollection(user) => {
-                if let Some(id) = id_of(response) {
-                    self.collections.insert(
-                        id,
-                        Collection {
-                            user,
-                            images: BTreeSet::new(),
-                        },
-                    );
+                if let Some(id) = id_of(response, "id") {
+                    let images = BTreeSet::new();
+                    self.collections.insert(id, Collection { user, images });
                 }
             }
             Effect::AddToCollection(c, i) => {
@@ -437,15 +534,20 @@ impl Universe {
                 self.collections.remove(&c);
             }
             Effect::Generate(user) => {
-                let Some(set) = id_of(response) else { return };
+                let Some(set) = id_of(response, "set_id") else {
+                    return;
+                };
                 let images: Vec<u64> = response
-                    .get("images")
+                    .get("image_ids")
                     .and_then(Value::as_array)
-                    .map(|images| images.iter().filter_map(id_of).collect())
+                    .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
                     .unwrap_or_default();
+                if let Some(request) = response.get("request").and_then(|r| id_of(r, "id")) {
+                    self.seen_requests.insert(request);
+                }
                 self.seen_sets.insert(set);
                 for &image in &images {
-                    self.images.insert(image, user);
+                    self.images.insert(image, set);
                     self.seen_images.insert(image);
                 }
                 self.sets.insert(set, SetInfo { user, images });
@@ -453,14 +555,15 @@ impl Universe {
             Effect::DeleteSet(set) => {
                 if let Some(info) = self.sets.remove(&set) {
                     for image in info.images {
-                        self.images.remove(&image);
-                        self.likes.retain(|&(_, i)| i != image);
-                        self.comments.retain(|_, &mut i| i != image);
-                        for c in self.collections.values_mut() {
-                            c.images.remove(&image);
-                        }
+                        self.forget_image(image);
                     }
                 }
+            }
+            Effect::DeleteImage(image) => {
+                if let Some(info) = self.images.get(&image).and_then(|s| self.sets.get_mut(s)) {
+                    info.images.retain(|&i| i != image);
+                }
+                self.forget_image(image);
             }
         }
     }
