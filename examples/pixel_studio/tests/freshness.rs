@@ -131,11 +131,15 @@ fn with_local_tier(url: &str) -> String {
     format!("{url}{sep}local_capacity=10000")
 }
 
+/// A run of at least `duration` and 150 writes (a slow machine runs
+/// longer, up to 60 s), 16 readers.
 fn config(apps: &[&App], duration: Duration, window: Duration, seed: u64) -> Config {
     Config {
         instances: apps.iter().map(|a| a.url.clone()).collect(),
         duration,
-        clients: 32,
+        min_writes: 150,
+        max_duration: Duration::from_secs(60),
+        clients: 16,
         window,
         seed,
         ..Config::default()

@@ -47,8 +47,12 @@ use universe::{Action, Universe};
 pub struct Config {
     /// Base URLs of the instances (`http://127.0.0.1:3001`).
     pub instances: Vec<String>,
-    /// How long the workload runs after seeding.
+    /// How long the workload runs after seeding, at least.
     pub duration: Duration,
+    /// Past `duration`, the run goes on until this many writes were made
+    /// (a slow machine still checks enough), but never past `max_duration`.
+    pub min_writes: u64,
+    pub max_duration: Duration,
     /// Concurrent readers.
     pub clients: usize,
     /// Writer tasks (they take turns).
@@ -74,6 +78,8 @@ impl Default for Config {
         Config {
             instances: vec!["http://127.0.0.1:3000".into()],
             duration: Duration::from_secs(20),
+            min_writes: 0,
+            max_duration: Duration::from_secs(60),
             clients: 32,
             writers: 4,
             window: Duration::ZERO,
@@ -145,7 +151,6 @@ struct Run {
     config: Config,
     http: Http,
     start: Instant,
-    deadline: Instant,
     history: Mutex<History>,
     paths: RwLock<Arc<Vec<String>>>,
     turn: tokio::sync::Mutex<Turn>,
@@ -195,7 +200,6 @@ pub async fn run(config: Config, progress: Arc<Progress>) -> Result<Report, Stri
     let run = Arc::new(Run {
         http,
         start,
-        deadline: start + config.duration,
         history: Mutex::new(history),
         paths: RwLock::new(Arc::new(paths)),
         turn: tokio::sync::Mutex::new(Turn { universe, rng }),
@@ -274,7 +278,7 @@ async fn seed(http: &Http, config: &Config, rng: &mut StdRng) -> Result<Universe
 
 async fn read_loop(run: Arc<Run>, mut rng: StdRng) -> Result<(), String> {
     let instances = run.config.instances.len();
-    while Instant::now() < run.deadline && !run.abort.load(Relaxed) {
+    while !run.over() {
         let paths = run
             .paths
             .read()
@@ -315,7 +319,7 @@ async fn write_loop(run: Arc<Run>) -> Result<(), String> {
     let instances = run.config.instances.len();
     loop {
         let mut turn = run.turn.lock().await;
-        if Instant::now() >= run.deadline || run.abort.load(Relaxed) {
+        if run.over() {
             return Ok(());
         }
         let Turn { universe, rng } = &mut *turn;
@@ -348,6 +352,15 @@ async fn write_loop(run: Arc<Run>) -> Result<(), String> {
 }
 
 impl Run {
+    /// Whether the workload is over: past its duration with enough writes,
+    /// past its longest duration, or aborted.
+    fn over(&self) -> bool {
+        let ran = self.start.elapsed();
+        self.abort.load(Relaxed)
+            || ran >= self.config.max_duration.max(self.config.duration)
+            || (ran >= self.config.duration && self.progress.writes() >= self.config.min_writes)
+    }
+
     /// The oracle on `instance`, or on the others if it fails (a few
     /// tries: the run cannot go on without the state).
     async fn snapshot(

@@ -15,7 +15,7 @@ const PROMPTS: [&str; 3] = ["red fox", "neon city", "red city"];
 const MODELS: [&str; 2] = ["flux", "sdxl"];
 
 /// Sets a user holds at most (so the world stays small).
-const MAX_SETS: usize = 3;
+const MAX_SETS: usize = 2;
 /// Collections a user holds at most.
 const MAX_COLLECTIONS: usize = 2;
 
@@ -94,11 +94,10 @@ pub(crate) struct Universe {
     comments: BTreeMap<u64, u64>,
     /// (user, comment) likes.
     comment_likes: BTreeSet<(u64, u64)>,
-    /// Every image, set and processing request ever seen: their pages stay
+    /// Every image and set ever seen: their pages stay
     /// read paths (a deleted one reads as its 404).
     seen_images: BTreeSet<u64>,
     seen_sets: BTreeSet<u64>,
-    seen_requests: BTreeSet<u64>,
     /// For unique names: a run's own prefix (several runs may share a
     /// database) and a counter.
     nonce: u32,
@@ -125,33 +124,24 @@ impl Universe {
             paths.extend([
                 format!("/users/{u}/login"),
                 format!("/users/{u}/profile?page=1&page_size=10"),
-                format!("/users/{u}/profile?page=2&page_size=2"),
                 format!("/users/{u}/follow-stats"),
                 format!("/users/{u}/feed?page=1&page_size=10"),
                 format!("/users/{u}/likes"),
                 format!("/users/{u}/collections"),
                 format!("/users/{u}/sets"),
-                format!("/users/{u}/sets?prompt={}", PROMPTS[0].replace(' ', "%20")),
-                format!("/users/{u}/sets?model={}", MODELS[0]),
                 format!(
                     "/users/{u}/sets?prompt={}&model={}",
-                    PROMPTS[1].replace(' ', "%20"),
-                    MODELS[1]
+                    PROMPTS[0].replace(' ', "%20"),
+                    MODELS[0]
                 ),
             ]);
         }
         paths.extend([
             "/explore?q=&page=1".to_owned(),
             "/explore?q=red&page=1".to_owned(),
-            "/explore?q=&page=2".to_owned(),
         ]);
         paths.extend(self.seen_images.iter().map(|i| format!("/images/{i}")));
         paths.extend(self.seen_sets.iter().map(|s| format!("/sets/{s}")));
-        paths.extend(
-            self.seen_requests
-                .iter()
-                .map(|r| format!("/processing/{r}")),
-        );
         paths
     }
 
@@ -542,9 +532,6 @@ impl Universe {
                     .and_then(Value::as_array)
                     .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
                     .unwrap_or_default();
-                if let Some(request) = response.get("request").and_then(|r| id_of(r, "id")) {
-                    self.seen_requests.insert(request);
-                }
                 self.seen_sets.insert(set);
                 for &image in &images {
                     self.images.insert(image, set);
