@@ -11,6 +11,7 @@
 //! * [`http`]: the routes; [`observe`]: the observability pages.
 
 pub mod app;
+pub mod checker;
 pub mod db;
 pub mod error;
 pub mod http;
