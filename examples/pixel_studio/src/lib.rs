@@ -14,6 +14,7 @@ pub mod app;
 pub mod checker;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod observe;
 pub mod read;

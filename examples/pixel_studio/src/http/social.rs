@@ -74,7 +74,13 @@ pub async fn like(
     let mut tx = begin_write(&app.pool).await?;
     let image = extract::image(&mut tx, image_id).await?;
     extract::user(&mut tx, b.user_id).await?;
-    let out = social::like_image(&app.cache, &mut tx, b.user_id, &image).await?;
+    let out = social::like_image(
+        crate::fault::cache_for(&app.cache, "like_image"),
+        &mut tx,
+        b.user_id,
+        &image,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(out))
 }
