@@ -92,7 +92,8 @@ counters! {
     /// race that would leave stale data), or the lease expired.
     fills_dropped,
     /// Calls that ran their body without the cache because invalidations
-    /// were still waiting to be replayed.
+    /// were still waiting to be replayed, or because they ran inside a
+    /// [`Pending`](crate::Pending) scope (a transaction's reads).
     bypassed,
     /// Calls that waited for another caller of the same key in this process
     /// (single-flight). Most get its value; those it had none for (it

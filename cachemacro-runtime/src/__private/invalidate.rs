@@ -2,6 +2,7 @@
 
 use crate::Cache;
 use crate::Error;
+use crate::invalidation::{Origin, land, pending};
 use crate::key::Pattern;
 
 use super::InvalidationSite;
@@ -30,7 +31,9 @@ pub async fn invalidating_result<T, E, F: Future<Output = Result<T, E>>>(
 }
 
 /// Runs the body between the invalidations: before it with `before = true`,
-/// after it when `succeeded` says the write went through.
+/// after it when `succeeded` says the write went through. Inside a
+/// [`Pending`](crate::Pending) scope the second set is recorded there, to
+/// land after the transaction commits.
 async fn around<O, F: Future<Output = O>>(
     cache: &Cache,
     site: &'static InvalidationSite,
@@ -38,97 +41,37 @@ async fn around<O, F: Future<Output = O>>(
     body: F,
     succeeded: impl FnOnce(&O) -> bool,
 ) -> O {
+    let origin = Origin {
+        function: site.function,
+        file: site.file,
+        line: site.line,
+    };
     if site.before {
-        run_invalidations(cache, site, plan).await;
+        land(cache, &origin, &targets(cache, site, plan)).await;
     }
     let out = body.await;
     if succeeded(&out) {
-        run_invalidations(cache, site, plan).await;
+        let targets = targets(cache, site, plan);
+        if !pending::record(cache, origin, &targets) {
+            land(cache, &origin, &targets).await;
+        }
     }
     out
 }
 
-async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan: &[Planned]) {
-    let mut targets = Vec::with_capacity(plan.len());
-    for (template, (pattern, widened)) in plan {
-        if let Some(e) = widened {
-            tracing::warn!(function = site.function, template, error = %e,
-                "an invalidation key could not be built; clearing everything under its literal prefix instead");
-        }
-        targets.push((*template, cache.target(pattern)));
-    }
-    let full: Vec<Pattern> = targets.iter().map(|(_, t)| t.clone()).collect();
-    // If the caller is cancelled while the deletes are in flight (a handler
-    // timeout, a dropped request), the guard queues them: after the body
-    // ran, an invalidation is never lost silently.
-    let guard = CancelGuard {
-        cache,
-        site,
-        targets: Some(full.clone()),
-    };
-    // Whatever fails is queued for replay by `delete_targets`.
-    let result = cache.delete_targets(&full).await;
-    guard.disarm();
-    match result {
-        Ok(_) => {
-            for (template, _) in &targets {
-                cache.recorder(template).record_invalidation(true);
+/// The full targets of a call, each with its template.
+fn targets(
+    cache: &Cache,
+    site: &InvalidationSite,
+    plan: &[Planned],
+) -> Vec<(&'static str, Pattern)> {
+    plan.iter()
+        .map(|(template, (pattern, widened))| {
+            if let Some(e) = widened {
+                tracing::warn!(function = site.function, template, error = %e,
+                    "an invalidation key could not be built; clearing everything under its literal prefix instead");
             }
-        }
-        Err((e, failed)) => {
-            for (template, target) in &targets {
-                let lost = failed.contains(target);
-                cache.recorder(template).record_invalidation(!lost);
-                if lost {
-                    warn_lost(cache, site, template, target, &e);
-                }
-            }
-        }
-    }
-}
-
-/// Queues an invalidation whose call was dropped before it landed.
-struct CancelGuard<'a> {
-    cache: &'a Cache,
-    site: &'static InvalidationSite,
-    targets: Option<Vec<Pattern>>,
-}
-
-impl CancelGuard<'_> {
-    fn disarm(mut self) {
-        self.targets = None;
-    }
-}
-
-impl Drop for CancelGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(targets) = self.targets.take() {
-            tracing::warn!(
-                function = self.site.function,
-                file = self.site.file,
-                line = self.site.line,
-                "an invalidating call was cancelled before its invalidations landed; queued for replay"
-            );
-            self.cache.enqueue(targets);
-        }
-    }
-}
-
-/// Never throttled: a failed invalidation means stale data until it lands.
-fn warn_lost(cache: &Cache, site: &InvalidationSite, template: &str, target: &Pattern, e: &Error) {
-    let key = match target {
-        Pattern::Exact(k) => k.clone(),
-        Pattern::Prefix(p) | Pattern::TagPrefix(p) => format!("{p}*"),
-        Pattern::Tag(t) => t.clone(),
-    };
-    tracing::warn!(
-        function = site.function,
-        file = site.file,
-        line = site.line,
-        template,
-        key,
-        error = %e,
-        backend = %cache.describe(),
-        "cache invalidation failed; queued for replay, and this cache is bypassed until it lands"
-    );
+            (*template, cache.target(pattern))
+        })
+        .collect()
 }

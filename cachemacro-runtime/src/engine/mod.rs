@@ -109,6 +109,12 @@ where
         function,
         again: false,
     };
+    if crate::invalidation::pending::in_scope() {
+        // Inside a transaction's scope the body may read uncommitted rows:
+        // nothing is read, stored or shared with other callers (`Pending`).
+        rec.add(|c| &c.bypassed, 1);
+        return uncached(&call, load, &policy).await;
+    }
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
         let arrived = Arrival::before_read();

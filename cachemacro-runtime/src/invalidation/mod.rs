@@ -1,11 +1,16 @@
 //! Invalidation: deleting keys, prefixes and tags, and making sure a
-//! failed deletion is replayed rather than lost (see `replay.rs`).
+//! failed deletion is replayed rather than lost (see `replay.rs`); holding
+//! deletions until a transaction commits (`pending.rs`).
 
+mod land;
+pub(crate) mod pending;
 mod replay;
 mod targets;
 
 use std::sync::Arc;
 
+pub(crate) use land::{Origin, land};
+pub use pending::Pending;
 pub(crate) use replay::Replayer;
 
 use crate::Error;

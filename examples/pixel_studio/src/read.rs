@@ -12,8 +12,8 @@ use crate::reads;
 
 /// Page size when `page_size` is not given.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-/// The largest `page_size` accepted.
-pub const MAX_PAGE_SIZE: u32 = 100;
+/// The largest `page_size` accepted (the seed's profile pages use 250).
+pub const MAX_PAGE_SIZE: u32 = 250;
 
 /// One read, as its route names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
