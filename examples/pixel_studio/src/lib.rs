@@ -11,8 +11,10 @@
 //! * [`http`]: the routes; [`observe`]: the observability pages.
 
 pub mod app;
+pub mod checker;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod observe;
 pub mod read;

@@ -80,8 +80,9 @@ pub async fn like(
     let (pending, mut tx) = (Pending::new(), begin_write(&app.pool).await?);
     let image = extract::image(&mut tx, image_id).await?;
     extract::user(&mut tx, b.user_id).await?;
+    let cache = crate::fault::cache_for(&app.cache, "like_image");
     let out = pending
-        .scope(social::like_image(&app.cache, &mut tx, b.user_id, &image))
+        .scope(social::like_image(cache, &mut tx, b.user_id, &image))
         .await?;
     pending.commit(tx.commit()).await?;
     Ok(Json(out))

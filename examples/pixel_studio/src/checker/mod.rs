@@ -1,0 +1,563 @@
+//! The stale-read checker: a randomized concurrent workload over running
+//! instances of the app, every read judged against the database states
+//! the app's oracle (`POST /db/snapshot`) reported between writes.
+//!
+//! ## How a run goes
+//!
+//! 1. Seeds a small world through the app's own actions (users, sets of
+//!    generated images, collections, follows, likes, comments) and records
+//!    state `S_0`.
+//! 2. Until the deadline, reader tasks read random paths of the world on
+//!    random instances, fully concurrently, while writer tasks take turns
+//!    (one checker-side mutex) at write `k`: note its start `b_k`, send a
+//!    random action to a random instance, note its completion `c_k` at the
+//!    answer, ask the oracle for every read path in one request (state
+//!    `S_k`), then let the next writer in.
+//! 3. Judges every read by the rule in [`history`](self::history): fresh iff
+//!    its value is that of a state between the last write completed before
+//!    it was sent and the last one started before it was answered. A stale
+//!    read is *within the window* only if a window is set (the announcement
+//!    window of a local tier), it is no older than the window, and it was
+//!    read on another instance than the one that wrote.
+//!
+//! Every request is bounded by a timeout; a failed or timed-out request is
+//! no read, and is counted; too many of them fail the run.
+
+mod history;
+mod http;
+mod report;
+mod universe;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use history::{Bounds, History, Verdict};
+use http::{Failure, Http, Written};
+pub use report::{Report, Violation};
+use universe::{Action, Universe};
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URLs of the instances (`http://127.0.0.1:3001`).
+    pub instances: Vec<String>,
+    /// How long the workload runs after seeding, at least.
+    pub duration: Duration,
+    /// Past `duration`, the run goes on until this many writes were made
+    /// (a slow machine still checks enough), but never past `max_duration`.
+    pub min_writes: u64,
+    pub max_duration: Duration,
+    /// Concurrent readers.
+    pub clients: usize,
+    /// Writer tasks (they take turns).
+    pub writers: usize,
+    /// How stale a read on another instance than the writer's may be (the
+    /// local tier's announcement window); zero: no stale read at all.
+    pub window: Duration,
+    pub seed: u64,
+    /// Users in the world.
+    pub users: usize,
+    /// Bound of each read.
+    pub read_timeout: Duration,
+    /// Bound of each write and snapshot.
+    pub write_timeout: Duration,
+    /// Failed requests above this share of all fail the run.
+    pub max_error_ratio: f64,
+    /// Violations kept in detail.
+    pub keep: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            instances: vec!["http://127.0.0.1:3000".into()],
+            duration: Duration::from_secs(20),
+            min_writes: 0,
+            max_duration: Duration::from_secs(60),
+            clients: 32,
+            writers: 4,
+            window: Duration::ZERO,
+            seed: 1,
+            users: 8,
+            read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            max_error_ratio: 0.02,
+            keep: 5,
+        }
+    }
+}
+
+/// Live counters of a run, for a caller that acts mid-run (a test that
+/// kills Redis once enough writes were checked).
+#[derive(Debug, Default)]
+pub struct Progress {
+    reads: AtomicU64,
+    writes: AtomicU64,
+    failed: AtomicU64,
+    /// Set once seeding is done and the workload runs.
+    running: AtomicBool,
+}
+
+impl Progress {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Relaxed)
+    }
+
+    /// Writes done (carried out or refused).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Relaxed)
+    }
+
+    pub fn failed_requests(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+
+    pub fn running(&self) -> bool {
+        self.running.load(Relaxed)
+    }
+}
+
+/// One read, as sent and answered.
+struct Read {
+    path: String,
+    instance: usize,
+    t0: Instant,
+    t1: Instant,
+    value: Value,
+    bounds: Bounds,
+}
+
+/// The counts guarded by one lock.
+#[derive(Default)]
+struct Tally {
+    report: Report,
+    /// Reads waiting for a state being recorded when they were answered.
+    pending: Vec<Read>,
+}
+
+/// The writers' turn: the world and their random source.
+struct Turn {
+    universe: Universe,
+    rng: StdRng,
+}
+
+struct Run {
+    config: Config,
+    http: Http,
+    start: Instant,
+    history: Mutex<History>,
+    paths: RwLock<Arc<Vec<String>>>,
+    turn: tokio::sync::Mutex<Turn>,
+    tally: Mutex<Tally>,
+    progress: Arc<Progress>,
+    /// A writer could not record a state: everybody stops.
+    abort: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// JSON cut to `max` bytes for a report.
+fn cut(value: &Value, max: usize) -> String {
+    let mut s = value.to_string();
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// Runs the checker against `config.instances`: seeds, runs the workload
+/// for `config.duration`, and judges every read. `Err` when it could not
+/// run at all (the app does not answer, seeding or the oracle failed).
+pub async fn run(config: Config, progress: Arc<Progress>) -> Result<Report, String> {
+    if config.instances.is_empty() {
+        return Err("no instance to check".into());
+    }
+    let http = Http::new(config.read_timeout)?;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let universe = seed(&http, &config, &mut rng).await?;
+    let paths = universe.read_paths();
+    let first = &config.instances[0];
+    let s0 = http
+        .snapshot(first, &paths, config.write_timeout)
+        .await
+        .map_err(|e| format!("the oracle on {first}: {e}"))?;
+    let mut history = History::default();
+    history.store(0, s0);
+    let start = Instant::now();
+    let run = Arc::new(Run {
+        http,
+        start,
+        history: Mutex::new(history),
+        paths: RwLock::new(Arc::new(paths)),
+        turn: tokio::sync::Mutex::new(Turn { universe, rng }),
+        tally: Mutex::new(Tally {
+            report: Report {
+                window: config.window,
+                max_error_ratio: config.max_error_ratio,
+                ..Report::default()
+            },
+            pending: Vec::new(),
+        }),
+        progress: progress.clone(),
+        abort: AtomicBool::new(false),
+        config,
+    });
+    progress.running.store(true, Relaxed);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..run.config.clients {
+        let seed = run.config.seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1));
+        tasks.spawn(read_loop(run.clone(), StdRng::seed_from_u64(seed)));
+    }
+    for _ in 0..run.config.writers.max(1) {
+        tasks.spawn(write_loop(run.clone()));
+    }
+    let mut failed = None;
+    while let Some(ended) = tasks.join_next().await {
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => failed = failed.or(Some(why)),
+            Err(e) => failed = failed.or(Some(format!("a checker task failed: {e}"))),
+        }
+    }
+    progress.running.store(false, Relaxed);
+    if let Some(why) = failed {
+        return Err(why);
+    }
+    Ok(finish(&run))
+}
+
+/// Builds the world through the first instance.
+async fn seed(http: &Http, config: &Config, rng: &mut StdRng) -> Result<Universe, String> {
+    let mut universe = Universe::default();
+    let base = &config.instances[0];
+    for round in 0.. {
+        let actions = universe.seed_round(round, config.users, rng);
+        if actions.is_empty() {
+            break;
+        }
+        for action in actions {
+            let written = http
+                .write(
+                    base,
+                    action.method.clone(),
+                    &action.path,
+                    action.body.as_ref(),
+                    config.write_timeout,
+                )
+                .await;
+            match written {
+                Ok(Written::Done(response)) => universe.apply(&action, &response),
+                Ok(Written::Refused(status)) => {
+                    return Err(format!(
+                        "seeding: {} was refused (HTTP {status})",
+                        action.describe()
+                    ));
+                }
+                Err(e) => return Err(format!("seeding: {} on {base}: {e}", action.describe())),
+            }
+        }
+    }
+    if universe.users() == 0 {
+        return Err("seeding created no user".into());
+    }
+    Ok(universe)
+}
+
+async fn read_loop(run: Arc<Run>, mut rng: StdRng) -> Result<(), String> {
+    let instances = run.config.instances.len();
+    while !run.over() {
+        let paths = run
+            .paths
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let path = paths.choose(&mut rng).expect("the world has read paths");
+        let instance = rng.random_range(0..instances);
+        let t0 = Instant::now();
+        let answer = run.http.read(&run.config.instances[instance], path).await;
+        let t1 = Instant::now();
+        let value = match answer {
+            Ok(value) => value,
+            Err(failure) => {
+                run.failed(format!("GET {path} on instance {instance}"), failure, false);
+                continue;
+            }
+        };
+        let (bounds, verdict) = {
+            let history = lock(&run.history);
+            let bounds = history.bounds(t0, t1);
+            (bounds, history.judge(path, &value, bounds, t0))
+        };
+        run.progress.reads.fetch_add(1, Relaxed);
+        let read = Read {
+            path: path.clone(),
+            instance,
+            t0,
+            t1,
+            value,
+            bounds,
+        };
+        run.account(read, verdict);
+    }
+    Ok(())
+}
+
+async fn write_loop(run: Arc<Run>) -> Result<(), String> {
+    let instances = run.config.instances.len();
+    loop {
+        let mut turn = run.turn.lock().await;
+        if run.over() {
+            return Ok(());
+        }
+        let Turn { universe, rng } = &mut *turn;
+        let action = universe.random_action(rng);
+        let instance = rng.random_range(0..instances);
+        let base = &run.config.instances[instance];
+        let k = lock(&run.history).begin(instance, action.describe());
+        let written = run
+            .http
+            .write(
+                base,
+                action.method.clone(),
+                &action.path,
+                action.body.as_ref(),
+                run.config.write_timeout,
+            )
+            .await;
+        lock(&run.history).complete(k);
+        run.wrote(&action, instance, written, universe);
+        let paths = universe.read_paths();
+        match run.snapshot(instance, &paths).await {
+            Ok(state) => lock(&run.history).store(k, state),
+            Err(why) => {
+                run.abort.store(true, Relaxed);
+                return Err(why);
+            }
+        }
+        *run.paths.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(paths);
+    }
+}
+
+impl Run {
+    /// Whether the workload is over: past its duration with enough writes,
+    /// past its longest duration, or aborted.
+    fn over(&self) -> bool {
+        let ran = self.start.elapsed();
+        self.abort.load(Relaxed)
+            || ran >= self.config.max_duration.max(self.config.duration)
+            || (ran >= self.config.duration && self.progress.writes() >= self.config.min_writes)
+    }
+
+    /// The oracle on `instance`, or on the others if it fails (a few
+    /// tries: the run cannot go on without the state).
+    async fn snapshot(
+        &self,
+        instance: usize,
+        paths: &[String],
+    ) -> Result<std::collections::HashMap<String, Value>, String> {
+        let instances = &self.config.instances;
+        let mut last = None;
+        for attempt in 0..3 * instances.len() {
+            let base = &instances[(instance + attempt) % instances.len()];
+            match self
+                .http
+                .snapshot(base, paths, self.config.write_timeout)
+                .await
+            {
+                Ok(state) => return Ok(state),
+                Err(e) => {
+                    last = Some(format!("the oracle on {base}: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Err(last.unwrap_or_default())
+    }
+
+    fn wrote(
+        &self,
+        action: &Action,
+        instance: usize,
+        written: Result<Written, Failure>,
+        universe: &mut Universe,
+    ) {
+        self.progress.writes.fetch_add(1, Relaxed);
+        match written {
+            Ok(Written::Done(response)) => {
+                universe.apply(action, &response);
+                lock(&self.tally).report.writes += 1;
+            }
+            Ok(Written::Refused(_)) => lock(&self.tally).report.refused_writes += 1,
+            Err(failure) => self.failed(
+                format!("{} on instance {instance}", action.describe()),
+                failure,
+                true,
+            ),
+        }
+    }
+
+    fn failed(&self, what: String, failure: Failure, write: bool) {
+        self.progress.failed.fetch_add(1, Relaxed);
+        let mut tally = lock(&self.tally);
+        let report = &mut tally.report;
+        match (write, &failure) {
+            (true, _) => report.failed_writes += 1,
+            (false, Failure::Timeout) => report.read_timeouts += 1,
+            (false, _) => report.read_errors += 1,
+        }
+        if report.errors.len() < self.config.keep {
+            let at = self.start.elapsed();
+            report.errors.push(format!("+{at:?} {what}: {failure}"));
+        }
+    }
+
+    /// Counts a judged read.
+    fn account(&self, read: Read, verdict: Verdict) {
+        match verdict {
+            Verdict::Fresh => {}
+            Verdict::Pending => lock(&self.tally).pending.push(read),
+            Verdict::Stale { age, by } => {
+                let writer = lock(&self.history).write(by).instance;
+                let within = !self.config.window.is_zero()
+                    && age <= self.config.window
+                    && writer != read.instance;
+                let mut tally = lock(&self.tally);
+                let report = &mut tally.report;
+                report.max_age = report.max_age.max(Some(age));
+                let keep = if within {
+                    report.stale_within_window += 1;
+                    report.within_window.len() < self.config.keep
+                } else {
+                    report.stale_beyond_window += 1;
+                    report.violations.len() < self.config.keep
+                };
+                drop(tally);
+                if keep {
+                    let detail = self.detail(&read, Some(age), Some(by));
+                    let mut tally = lock(&self.tally);
+                    if within {
+                        tally.report.within_window.push(detail);
+                    } else {
+                        tally.report.violations.push(detail);
+                    }
+                }
+            }
+            Verdict::Unexplained => {
+                let keep = {
+                    let mut tally = lock(&self.tally);
+                    tally.report.stale_beyond_window += 1;
+                    tally.report.unexplained += 1;
+                    tally.report.violations.len() < self.config.keep
+                };
+                if keep {
+                    let detail = self.detail(&read, None, None);
+                    lock(&self.tally).report.violations.push(detail);
+                }
+            }
+        }
+    }
+
+    fn detail(&self, read: &Read, age: Option<Duration>, by: Option<usize>) -> Violation {
+        let history = lock(&self.history);
+        let since = |t: Instant| t.saturating_duration_since(self.start);
+        let expected = history
+            .allowed(&read.path, read.bounds)
+            .unwrap_or_default()
+            .iter()
+            .map(|v| cut(v, 400))
+            .collect();
+        let obsoleted_by = by.map(|by| {
+            let w = history.write(by);
+            format!(
+                "write {by} ({} on {}), started +{:?}, completed +{:?}",
+                w.action,
+                self.config.instances[w.instance],
+                since(w.begin),
+                w.complete.map(since).unwrap_or_default()
+            )
+        });
+        Violation {
+            path: read.path.clone(),
+            instance: self.config.instances[read.instance].clone(),
+            value: cut(&read.value, 400),
+            expected,
+            age,
+            sent: since(read.t0),
+            answered: since(read.t1),
+            obsoleted_by,
+        }
+    }
+}
+
+/// Judges the reads left pending, now that every state is recorded.
+fn finish(run: &Run) -> Report {
+    let pending = std::mem::take(&mut lock(&run.tally).pending);
+    for read in pending {
+        let verdict = lock(&run.history).judge(&read.path, &read.value, read.bounds, read.t0);
+        let verdict = match verdict {
+            Verdict::Pending => Verdict::Unexplained,
+            other => other,
+        };
+        run.account(read, verdict);
+    }
+    let mut report = lock(&run.tally).report.clone();
+    report.reads = run.progress.reads();
+    report.paths = run
+        .paths
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    report
+}
+
+/// `250ms`, `20s`, `1m`, `500us`, `187.5ms` (for command lines).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (say 250ms, 20s, 1m)"))?;
+    let seconds = match unit.trim() {
+        "us" | "µs" => number / 1e6,
+        "ms" => number / 1e3,
+        "s" | "" if number == 0.0 => 0.0,
+        "s" => number,
+        "m" | "min" => number * 60.0,
+        _ => return Err(format!("unknown unit in {text:?} (us, ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("188ms"), Ok(Duration::from_millis(188)));
+        assert_eq!(
+            parse_duration("187.5ms"),
+            Ok(Duration::from_micros(187_500))
+        );
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("ms").is_err());
+    }
+}
