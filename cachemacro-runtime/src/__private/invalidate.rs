@@ -72,13 +72,17 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
     match result {
         Ok(_) => {
             for (template, _) in &targets {
-                cache.recorder(template).record_invalidation(true);
+                cache
+                    .invalidation_recorder(template)
+                    .record_invalidation(true);
             }
         }
         Err((e, failed)) => {
             for (template, target) in &targets {
                 let lost = failed.contains(target);
-                cache.recorder(template).record_invalidation(!lost);
+                cache
+                    .invalidation_recorder(template)
+                    .record_invalidation(!lost);
                 if lost {
                     warn_lost(cache, site, template, target, &e);
                 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::engine::flight::Flights;
 use crate::invalidation::Replayer;
 use crate::namespace::Namespace;
-use crate::stats::{Recorder, Stats, StatsRegistry};
+use crate::stats::{FamilyKind, Recorder, Stats, StatsRegistry};
 use crate::store::Store;
 use crate::store::tier::{Coherent, Tier, TierConfig};
 use crate::{Error, key::Pattern};
@@ -178,8 +178,19 @@ impl Cache {
         &self.0.flights
     }
 
+    /// Where a cached call's events of `family` count.
     pub(crate) fn recorder(&self, family: &str) -> Recorder<'_> {
-        self.0.stats.recorder(family)
+        self.0.stats.recorder(family, FamilyKind::Cached)
+    }
+
+    /// Where an invalidation of `template` counts.
+    pub(crate) fn invalidation_recorder(&self, template: &str) -> Recorder<'_> {
+        self.0.stats.recorder(template, FamilyKind::Invalidation)
+    }
+
+    /// Where the manual API's reads and writes count ([`Stats::manual`]).
+    pub(crate) fn manual_recorder(&self) -> Recorder<'_> {
+        self.0.stats.manual()
     }
 
     /// The recorder of a call with `options`, its family's counters

@@ -32,7 +32,7 @@ impl Cache {
     /// As [`Cache::get`].
     pub async fn get_many<T: Cacheable>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
         let found = self
             .store()
@@ -106,7 +106,7 @@ impl Cache {
         if self.ready() {
             Ok(())
         } else {
-            self.recorder("").add(|c| &c.bypassed, 1);
+            self.manual_recorder().add(|c| &c.bypassed, 1);
             Err(Error::InvalidationsPending)
         }
     }
@@ -138,7 +138,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             encoded.push((
@@ -166,7 +166,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<bool, Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let bytes = protocol::encode::<Bincode, T>(value, &[], Meta::default())?;
         let stored = self
             .store()
@@ -190,7 +190,7 @@ impl Cache {
     /// [`Error::NotAnInteger`] if the key holds something else or the sum
     /// overflows; a backend failure or timeout.
     pub async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, Error> {
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         self.store()
             .incr(&self.full_key(key), delta, ttl)
             .await
@@ -259,7 +259,7 @@ impl Cache {
     /// its failure) for `family`. A failure is also logged at warn and
     /// queued for replay, as for generated invalidations, and returned.
     pub(crate) async fn invalidate(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
-        let rec = self.recorder(family);
+        let rec = self.invalidation_recorder(family);
         let target = self.target(pattern);
         let mut unfinished = super::handle::Unfinished {
             cache: self,

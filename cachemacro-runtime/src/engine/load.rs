@@ -147,12 +147,14 @@ impl<C: Codec, P> Background<C, P> {
             apply(&call, plan).await;
             return None;
         };
+        let took = started.elapsed();
+        rec.load_took(took);
         let plan = plan::<C, O, P>(
             &call,
             self.fill,
             &self.policy,
             &out,
-            started.elapsed(),
+            took,
             self.fallback.as_ref(),
         );
         let outcome = apply(&call, plan).await;
@@ -214,7 +216,10 @@ pub(super) async fn uncached<O, B, L: Loader<O, B>, P: Policy<O>>(
 ) -> O {
     count_load(call.rec);
     match run_here(load, Hard::of(call.options, policy)).await {
-        Ok((out, _)) => out,
+        Ok((out, took)) => {
+            call.rec.load_took(took);
+            out
+        }
         Err(hard) => {
             call.rec.add(|c| &c.hard_timeouts, 1);
             hard.error(policy, call.function)
@@ -260,6 +265,7 @@ where
     };
     match run_here(load, Hard::of(call.options, &policy)).await {
         Ok((out, took)) if !policy.failed(&out) => {
+            call.rec.load_took(took);
             let plan = plan::<C, O, P>(call, fill, &policy, &out, took, None);
             apply(call, plan).await;
             out
@@ -370,7 +376,10 @@ where
         Err(fallback) => (load, fill, fallback),
     };
     let (out, took) = match run_here(load, hard).await {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            call.rec.load_took(loaded.1);
+            loaded
+        }
         // Given up at the hard timeout; the load was dropped. Keep serving
         // the old value a while rather than retry at once.
         Err(hard) => {

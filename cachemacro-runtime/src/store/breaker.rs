@@ -183,6 +183,7 @@ impl Breaker {
         config: BreakerConfig,
         probe_timeout: Duration,
     ) -> Breaker {
+        report(inner.as_ref(), CLOSED);
         Breaker(Arc::new(Shared {
             inner,
             config,
@@ -293,6 +294,7 @@ impl Shared {
         if opens {
             let now = Instant::now();
             self.state.store(OPEN, SeqCst);
+            report(self.inner.as_ref(), OPEN);
             record.opened += 1;
             record.since = Some(now);
             record.cool_down = self.config.cool_down;
@@ -313,6 +315,7 @@ impl Shared {
         let mut record = self.lock();
         self.failures.store(0, SeqCst);
         if self.state.swap(CLOSED, SeqCst) != CLOSED {
+            report(self.inner.as_ref(), CLOSED);
             tracing::info!(backend = %self.inner.describe(), "the cache backend answers again; calls use it again");
         }
         record.since = None;
@@ -328,6 +331,7 @@ impl Shared {
         }
         self.count(&mut record, error);
         self.state.store(OPEN, SeqCst);
+        report(self.inner.as_ref(), OPEN);
         record.cool_down = self.config.cool_down;
         record.due = Some(Instant::now() + record.cool_down);
         tracing::debug!(error = %error, cool_down = ?record.cool_down, "cache backend probe failed");
@@ -373,6 +377,7 @@ async fn probe(probing: Probing) {
                 continue; // moved on meanwhile
             }
             shared.state.store(HALF_OPEN, SeqCst);
+            report(shared.inner.as_ref(), HALF_OPEN);
         }
         match shared.inner.ping(shared.probe_timeout).await {
             Ok(()) => {
@@ -382,6 +387,20 @@ async fn probe(probing: Probing) {
             Err(e) => shared.reopen(&e),
         }
     }
+}
+
+/// Reports a state to the `metrics` gauge `cachemacro_breaker_state`
+/// (0 closed, 0.5 half-open, 1 open), labelled by backend.
+fn report(_backend: &dyn Store, _state: u8) {
+    #[cfg(feature = "metrics")]
+    crate::stats::metrics::breaker_state(
+        &_backend.describe(),
+        match _state {
+            CLOSED => 0.0,
+            HALF_OPEN => 0.5,
+            _ => 1.0,
+        },
+    );
 }
 
 /// Whether `error` means the backend is unreachable or misbehaving at the
