@@ -1,4 +1,14 @@
 //! `#[invalidates]`: runs the body between its invalidations.
+//!
+//! ## Behavior
+//!
+//! Each round of an `#[invalidates]` function's deletes runs in a
+//! `cachemacro.invalidate` span at debug level, with `function`, `family`
+//! (its templates as written, comma-separated, formatted only when the span
+//! is enabled) and `outcome`: `ok`, or `failed` (queued for replay). No key
+//! is recorded.
+
+use tracing::Instrument as _;
 
 use crate::Cache;
 use crate::Error;
@@ -49,6 +59,38 @@ async fn around<O, F: Future<Output = O>>(
 }
 
 async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan: &[Planned]) {
+    let span = tracing::debug_span!(
+        "cachemacro.invalidate",
+        function = site.function,
+        family = %Templates(plan),
+        outcome = tracing::field::Empty,
+    );
+    invalidations(cache, site, plan, &span)
+        .instrument(span.clone())
+        .await;
+}
+
+/// The templates of a plan, comma-separated, for a span's `family`.
+struct Templates<'a>(&'a [Planned]);
+
+impl std::fmt::Display for Templates<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (template, _)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(template)?;
+        }
+        Ok(())
+    }
+}
+
+async fn invalidations(
+    cache: &Cache,
+    site: &'static InvalidationSite,
+    plan: &[Planned],
+    span: &tracing::Span,
+) {
     let mut targets = Vec::with_capacity(plan.len());
     for (template, (pattern, widened)) in plan {
         if let Some(e) = widened {
@@ -69,8 +111,10 @@ async fn run_invalidations(cache: &Cache, site: &'static InvalidationSite, plan:
     // Whatever fails is queued for replay by `delete_targets`.
     let result = cache.delete_targets(&full).await;
     guard.disarm();
+    span.record("outcome", if result.is_ok() { "ok" } else { "failed" });
     match result {
         Ok(_) => {
+            tracing::trace!("cache invalidation landed");
             for (template, _) in &targets {
                 cache
                     .invalidation_recorder(template)

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use super::handle::Cache;
 use crate::Error;
 use crate::codec::{Bincode, Cacheable, Decoded};
@@ -258,7 +260,31 @@ impl Cache {
     /// Deletes one exact key, prefix or tag, counting the invalidation (or
     /// its failure) for `family`. A failure is also logged at warn and
     /// queued for replay, as for generated invalidations, and returned.
+    ///
+    /// Runs in a `cachemacro.invalidate` span at debug level, with
+    /// `family` (`""` for the manual API), `target` (`key`, `prefix` or
+    /// `tag`: never the key itself) and `outcome` (`ok`, or `failed`:
+    /// queued for replay).
     pub(crate) async fn invalidate(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
+        let span = tracing::debug_span!(
+            "cachemacro.invalidate",
+            family,
+            target = match pattern {
+                Pattern::Exact(_) => "key",
+                Pattern::Prefix(_) | Pattern::TagPrefix(_) => "prefix",
+                Pattern::Tag(_) => "tag",
+            },
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .invalidate_in(family, pattern)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", if result.is_ok() { "ok" } else { "failed" });
+        result
+    }
+
+    async fn invalidate_in(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
         let rec = self.invalidation_recorder(family);
         let target = self.target(pattern);
         let mut unfinished = super::handle::Unfinished {

@@ -316,7 +316,9 @@ impl Shared {
         self.failures.store(0, SeqCst);
         if self.state.swap(CLOSED, SeqCst) != CLOSED {
             report(self.inner.as_ref(), CLOSED);
-            tracing::info!(backend = %self.inner.describe(), "the cache backend answers again; calls use it again");
+            // At debug: the tier's probes log the recovery once, with how
+            // long it lasted (`store/tier/reach.rs`).
+            tracing::debug!(backend = %self.inner.describe(), "the cache backend answers again; the circuit breaker closed");
         }
         record.since = None;
         record.due = None;
