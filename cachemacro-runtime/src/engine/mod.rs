@@ -101,6 +101,34 @@ where
     P: Policy<O> + Clone,
     L: Loader<O, Background<C, P>>,
 {
+    if !trace::wanted() {
+        let answer = Answer::off();
+        return serve::<C, O, P, L>(cache, key, tags, options, function, load, policy, &answer)
+            .await;
+    }
+    // Boxed: a traced call's span and answer would otherwise make every
+    // untraced hit's future larger.
+    Box::pin(traced::<C, O, P, L>(
+        cache, key, tags, options, function, load, policy,
+    ))
+    .await
+}
+
+/// [`run`] in its span, the outcome recorded at the end.
+async fn traced<C, O, P, L>(
+    cache: &Cache,
+    key: &str,
+    tags: &[String],
+    options: &EntryOptions,
+    function: &'static str,
+    load: L,
+    policy: P,
+) -> O
+where
+    C: Codec,
+    P: Policy<O> + Clone,
+    L: Loader<O, Background<C, P>>,
+{
     let span = trace::span(options.family_name());
     let answer = Answer::new(&span);
     let out = serve::<C, O, P, L>(cache, key, tags, options, function, load, policy, &answer)

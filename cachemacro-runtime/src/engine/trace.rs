@@ -17,12 +17,13 @@
 //!   (invalidations wait to be replayed, and the body ran).
 //! * One event per call at trace level, in the span ("cache hit", "cache
 //!   miss", …).
-//! * **Cost without a subscriber** (or with one that filters debug out): a
-//!   disabled span is made from a level check against `tracing`'s cached
-//!   max level (one atomic load) and the callsite's cached interest; its
-//!   fields are evaluated only when it is enabled, and nothing is formatted
-//!   or allocated before that check. Noting the outcome is then a branch on
-//!   a `bool`.
+//! * **Cost without a subscriber** (or with one that filters debug out):
+//!   one check of `tracing`'s max level (an atomic load), before any span
+//!   is made, field evaluated, or anything formatted or allocated; noting
+//!   the outcome is then a branch on a `bool`. A call that may be traced
+//!   runs in a box of its own (one allocation), so the span never makes an
+//!   untraced hit's future larger. (So spans reach `tracing` subscribers
+//!   only, not the `log` crate's loggers through `tracing`'s `log` feature.)
 
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
@@ -69,6 +70,15 @@ impl Answered {
             Answered::Bypass => "bypass",
         }
     }
+}
+
+/// Whether any subscriber may want a call's span or events: `tracing`'s
+/// global max level (one atomic load) is at least debug. An untraced call
+/// (no subscriber, or one at info and above, as in most productions) skips
+/// the span, and its future carries none of this.
+#[inline]
+pub(super) fn wanted() -> bool {
+    tracing::level_enabled!(tracing::Level::DEBUG)
 }
 
 /// The span of one cached call of `family`.
