@@ -149,7 +149,9 @@ impl Cache {
         }))
     }
 
-    /// A snapshot of this cache's counters.
+    /// A snapshot of this cache's counters: cached calls and invalidations
+    /// in the totals and families, the manual API's reads and writes in
+    /// [`Stats::manual`]. Serializable (serde) for a debug endpoint.
     pub fn stats(&self) -> Stats {
         self.0.stats.snapshot()
     }

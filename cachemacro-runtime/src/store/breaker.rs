@@ -22,7 +22,8 @@
 //!   waits out the cool-down (250 ms by default), goes **half-open**, and
 //!   probes the backend with one `PING` bounded by the operation timeout;
 //!   operations keep failing at once meanwhile. A probe that succeeds
-//!   closes the breaker; one that fails opens it again for another
+//!   closes the breaker (logged at debug: the tier's probes log the
+//!   recovery once at info, with how long it lasted, `store/tier/reach.rs`); one that fails opens it again for another
 //!   cool-down (not a longer one: a `PING` a second costs a down server
 //!   nothing, and caching must resume within a cool-down of Redis coming
 //!   back). If that task is gone (its runtime shut down),
