@@ -56,7 +56,7 @@ pub use crate::engine::EntryOptions;
 pub use crate::error::{BoxError, Error, LoadTimeout};
 pub use crate::invalidation::Pending;
 pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
-pub use crate::stats::{FamilyStats, Stats};
+pub use crate::stats::{FamilyKind, FamilyStats, ManualStats, Stats};
 pub use crate::store::{BreakerHealth, BreakerState, Problem};
 
 #[cfg(doctest)]

@@ -457,9 +457,12 @@ impl CacheBuilder {
         Cache::with_tier(store, &self.namespace, self.settings, Some(self.tier()))
     }
 
-    /// A Redis store behind its circuit breaker (unless it is off).
+    /// A Redis store behind its circuit breaker (unless it is off); with
+    /// the `metrics` feature, its round trips timed (`store/timed.rs`).
     fn guarded(&self, store: RedisStore) -> Arc<dyn Store> {
         let store: Arc<dyn Store> = Arc::new(store);
+        #[cfg(feature = "metrics")]
+        let store: Arc<dyn Store> = Arc::new(crate::store::timed::Timed::new(store));
         if self.breaker.threshold == 0 {
             return store;
         }

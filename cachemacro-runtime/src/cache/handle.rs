@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::engine::flight::Flights;
 use crate::invalidation::Replayer;
 use crate::namespace::Namespace;
-use crate::stats::{Recorder, Stats, StatsRegistry};
+use crate::stats::{FamilyKind, Recorder, Stats, StatsRegistry};
 use crate::store::Store;
 use crate::store::tier::{Coherent, Tier, TierConfig};
 use crate::{Error, key::Pattern};
@@ -149,7 +149,9 @@ impl Cache {
         }))
     }
 
-    /// A snapshot of this cache's counters.
+    /// A snapshot of this cache's counters: cached calls and invalidations
+    /// in the totals and families, the manual API's reads and writes in
+    /// [`Stats::manual`]. Serializable (serde) for a debug endpoint.
     pub fn stats(&self) -> Stats {
         self.0.stats.snapshot()
     }
@@ -178,8 +180,19 @@ impl Cache {
         &self.0.flights
     }
 
+    /// Where a cached call's events of `family` count.
     pub(crate) fn recorder(&self, family: &str) -> Recorder<'_> {
-        self.0.stats.recorder(family)
+        self.0.stats.recorder(family, FamilyKind::Cached)
+    }
+
+    /// Where an invalidation of `template` counts.
+    pub(crate) fn invalidation_recorder(&self, template: &str) -> Recorder<'_> {
+        self.0.stats.recorder(template, FamilyKind::Invalidation)
+    }
+
+    /// Where the manual API's reads and writes count ([`Stats::manual`]).
+    pub(crate) fn manual_recorder(&self) -> Recorder<'_> {
+        self.0.stats.manual()
     }
 
     /// The recorder of a call with `options`, its family's counters

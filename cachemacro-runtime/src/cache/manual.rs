@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument as _;
+
 use super::handle::Cache;
 use crate::Error;
 use crate::codec::{Bincode, Cacheable, Decoded};
@@ -32,7 +34,7 @@ impl Cache {
     /// As [`Cache::get`].
     pub async fn get_many<T: Cacheable>(&self, keys: &[&str]) -> Result<Vec<Option<T>>, Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let full: Vec<String> = keys.iter().map(|k| self.full_key(k)).collect();
         let found = self
             .store()
@@ -106,7 +108,7 @@ impl Cache {
         if self.ready() {
             Ok(())
         } else {
-            self.recorder("").add(|c| &c.bypassed, 1);
+            self.manual_recorder().add(|c| &c.bypassed, 1);
             Err(Error::InvalidationsPending)
         }
     }
@@ -138,7 +140,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let mut encoded = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             encoded.push((
@@ -166,7 +168,7 @@ impl Cache {
         ttl: Duration,
     ) -> Result<bool, Error> {
         self.gate()?;
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         let bytes = protocol::encode::<Bincode, T>(value, &[], Meta::default())?;
         let stored = self
             .store()
@@ -190,7 +192,7 @@ impl Cache {
     /// [`Error::NotAnInteger`] if the key holds something else or the sum
     /// overflows; a backend failure or timeout.
     pub async fn incr(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, Error> {
-        let rec = self.recorder("");
+        let rec = self.manual_recorder();
         self.store()
             .incr(&self.full_key(key), delta, ttl)
             .await
@@ -258,8 +260,32 @@ impl Cache {
     /// Deletes one exact key, prefix or tag, counting the invalidation (or
     /// its failure) for `family`. A failure is also logged at warn and
     /// queued for replay, as for generated invalidations, and returned.
+    ///
+    /// Runs in a `cachemacro.invalidate` span at debug level, with
+    /// `family` (`""` for the manual API), `target` (`key`, `prefix` or
+    /// `tag`: never the key itself) and `outcome` (`ok`, or `failed`:
+    /// queued for replay).
     pub(crate) async fn invalidate(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
-        let rec = self.recorder(family);
+        let span = tracing::debug_span!(
+            "cachemacro.invalidate",
+            family,
+            target = match pattern {
+                Pattern::Exact(_) => "key",
+                Pattern::Prefix(_) | Pattern::TagPrefix(_) => "prefix",
+                Pattern::Tag(_) => "tag",
+            },
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .invalidate_in(family, pattern)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", if result.is_ok() { "ok" } else { "failed" });
+        result
+    }
+
+    async fn invalidate_in(&self, family: &str, pattern: &Pattern) -> Result<u64, Error> {
+        let rec = self.invalidation_recorder(family);
         let target = self.target(pattern);
         let mut unfinished = super::handle::Unfinished {
             cache: self,

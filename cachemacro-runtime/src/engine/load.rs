@@ -12,6 +12,7 @@ use super::flight::{self, Leader, Outcome};
 use super::lookup::{Call, Fill, Old};
 use super::options::EntryOptions;
 use super::policy::Policy;
+use super::trace::{Answer, Answered};
 use super::write::{apply, failed, plan};
 use crate::Cache;
 use crate::codec::Codec;
@@ -125,6 +126,7 @@ impl<C: Codec, P> Background<C, P> {
         P: Policy<O>,
     {
         let rec = self.cache.recorder(self.options.family_name());
+        let answer = Answer::off();
         let call = Call {
             cache: &self.cache,
             rec: &rec,
@@ -133,6 +135,7 @@ impl<C: Codec, P> Background<C, P> {
             tags: &self.tags,
             function: self.function,
             again: false,
+            answer: &answer,
         };
         let started = Instant::now();
         let out = match self.options.hard_timeout {
@@ -147,12 +150,14 @@ impl<C: Codec, P> Background<C, P> {
             apply(&call, plan).await;
             return None;
         };
+        let took = started.elapsed();
+        rec.load_took(took);
         let plan = plan::<C, O, P>(
             &call,
             self.fill,
             &self.policy,
             &out,
-            started.elapsed(),
+            took,
             self.fallback.as_ref(),
         );
         let outcome = apply(&call, plan).await;
@@ -214,7 +219,10 @@ pub(super) async fn uncached<O, B, L: Loader<O, B>, P: Policy<O>>(
 ) -> O {
     count_load(call.rec);
     match run_here(load, Hard::of(call.options, policy)).await {
-        Ok((out, _)) => out,
+        Ok((out, took)) => {
+            call.rec.load_took(took);
+            out
+        }
         Err(hard) => {
             call.rec.add(|c| &c.hard_timeouts, 1);
             hard.error(policy, call.function)
@@ -260,6 +268,7 @@ where
     };
     match run_here(load, Hard::of(call.options, &policy)).await {
         Ok((out, took)) if !policy.failed(&out) => {
+            call.rec.load_took(took);
             let plan = plan::<C, O, P>(call, fill, &policy, &out, took, None);
             apply(call, plan).await;
             out
@@ -291,6 +300,7 @@ where
     L: Loader<O, Background<C, P>>,
 {
     call.rec.add(|c| &c.stale_served, 1);
+    call.answer.note(Answered::Stale);
     let served = policy.unstore(value);
     if fill.refreshing {
         count_load(call.rec);
@@ -370,7 +380,10 @@ where
         Err(fallback) => (load, fill, fallback),
     };
     let (out, took) = match run_here(load, hard).await {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            call.rec.load_took(loaded.1);
+            loaded
+        }
         // Given up at the hard timeout; the load was dropped. Keep serving
         // the old value a while rather than retry at once.
         Err(hard) => {
@@ -379,7 +392,7 @@ where
             apply(call, failed(call.cache, fill, old)).await;
             return match fallback {
                 Some((value, old)) => {
-                    fail_safe(call.rec, publish, &old);
+                    fail_safe(call, publish, &old);
                     policy.unstore(value)
                 }
                 None => hard.error(&policy, call.function),
@@ -391,7 +404,7 @@ where
     let outcome = apply(call, plan).await;
     match fallback {
         Some((value, old)) if policy.failed(&out) => {
-            fail_safe(call.rec, publish, &old);
+            fail_safe(call, publish, &old);
             policy.unstore(value)
         }
         _ => {
@@ -402,8 +415,9 @@ where
 }
 
 /// Counts and shares a fail-safe answer.
-fn fail_safe(rec: &Recorder<'_>, publish: &mut Publish<'_>, old: &Old) {
-    rec.add(|c| &c.fail_safe_activations, 1);
+fn fail_safe(call: &Call<'_>, publish: &mut Publish<'_>, old: &Old) {
+    call.rec.add(|c| &c.fail_safe_activations, 1);
+    call.answer.note(Answered::FailSafe);
     tracing::debug!("the load failed; serving the last value (fail-safe)");
     publish.send(Outcome::Stale(old.bytes.clone()));
 }
@@ -455,6 +469,7 @@ impl<O, P: Policy<O>> Waited<'_, O, P> {
                 if !over {
                     call.rec.add(|c| &c.soft_timeouts, 1);
                     call.rec.add(|c| &c.stale_served, 1);
+                    call.answer.note(Answered::Stale);
                     publish.send(Outcome::Stale(old.bytes));
                     return policy.unstore(value);
                 }
@@ -473,7 +488,7 @@ impl<O, P: Policy<O>> Waited<'_, O, P> {
             // The task counted the hard timeout and kept the old value.
             Ok(None) => match waited.backstop {
                 Backstop::Old(value, old) => {
-                    fail_safe(call.rec, publish, &old);
+                    fail_safe(call, publish, &old);
                     waited.policy.unstore(value)
                 }
                 Backstop::Error(hard) => hard.error(&waited.policy, call.function),
@@ -492,7 +507,7 @@ impl<O, P: Policy<O>> Waited<'_, O, P> {
     fn joined(self, (out, outcome): (O, Outcome), publish: &mut Publish<'_>) -> O {
         match self.backstop {
             Backstop::Old(value, old) if self.policy.failed(&out) => {
-                fail_safe(self.call.rec, publish, &old);
+                fail_safe(self.call, publish, &old);
                 self.policy.unstore(value)
             }
             _ => {

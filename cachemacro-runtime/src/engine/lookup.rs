@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::options::EntryOptions;
 use super::policy::Typed;
+use super::trace::{Answer, Answered};
 use crate::Cache;
 use crate::codec::{Cacheable, Codec, Decoded};
 use crate::stats::Recorder;
@@ -29,6 +30,8 @@ pub(super) struct Call<'a> {
     pub(super) function: &'static str,
     /// A second read of the same call: what it finds was counted already.
     pub(super) again: bool,
+    /// How the caller is being answered, for its span.
+    pub(super) answer: &'a Answer,
 }
 
 /// What a read found, decoded.
@@ -116,6 +119,7 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
         Ok(read) => read,
         Err(e) => {
             call.rec.add(|c| &c.errors, 1);
+            call.answer.note(Answered::Error);
             call.cache
                 .log_failure("read", call.options.family_name(), call.key, &e);
             return Read::Failed;
@@ -213,6 +217,7 @@ pub(super) async fn read<C: Codec, T: Cacheable>(
     if let State::Fresh { .. } = state {
         if from_local {
             call.rec.add(|c| &c.local_hits, 1);
+            call.answer.note(Answered::LocalHit);
         }
         let kept_locally = from_local
             || match (local, seen) {

@@ -40,11 +40,13 @@ mod load;
 mod lookup;
 mod options;
 mod policy;
+mod trace;
 mod write;
 
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 pub use load::{Background, Inline, Loader, Spawnable, Spawned};
 pub use options::EntryOptions;
@@ -56,6 +58,7 @@ use crate::store::Acquire;
 use flight::{Join, Outcome};
 use load::{Publish, load_and_store, refresh_early, serve_kept, uncached};
 use lookup::{Call, Fill, Old, Read, fail_safe_allows, lease, read, refresh_fill, serves_kept_now};
+use trace::{Answer, Answered};
 use write::unstored;
 
 /// When a caller arrived, for single-flight.
@@ -82,7 +85,8 @@ const ROUNDS: usize = 3;
 const YEAR: Duration = Duration::from_secs(86_400 * 365);
 
 /// One cached call of `key` (logical, without the namespace) carrying
-/// `tags` (logical): a hit, or a load under single-flight and a store.
+/// `tags` (logical): a hit, or a load under single-flight and a store; in
+/// its span (see `trace.rs`).
 pub(crate) async fn run<C, O, P, L>(
     cache: &Cache,
     key: &str,
@@ -91,6 +95,60 @@ pub(crate) async fn run<C, O, P, L>(
     function: &'static str,
     load: L,
     policy: P,
+) -> O
+where
+    C: Codec,
+    P: Policy<O> + Clone,
+    L: Loader<O, Background<C, P>>,
+{
+    if !trace::wanted() {
+        let answer = Answer::off();
+        return serve::<C, O, P, L>(cache, key, tags, options, function, load, policy, &answer)
+            .await;
+    }
+    // Boxed: a traced call's span and answer would otherwise make every
+    // untraced hit's future larger.
+    Box::pin(traced::<C, O, P, L>(
+        cache, key, tags, options, function, load, policy,
+    ))
+    .await
+}
+
+/// [`run`] in its span, the outcome recorded at the end.
+async fn traced<C, O, P, L>(
+    cache: &Cache,
+    key: &str,
+    tags: &[String],
+    options: &EntryOptions,
+    function: &'static str,
+    load: L,
+    policy: P,
+) -> O
+where
+    C: Codec,
+    P: Policy<O> + Clone,
+    L: Loader<O, Background<C, P>>,
+{
+    let span = trace::span(options.family_name());
+    let answer = Answer::new(&span);
+    let out = serve::<C, O, P, L>(cache, key, tags, options, function, load, policy, &answer)
+        .instrument(span.clone())
+        .await;
+    answer.finish(&span);
+    out
+}
+
+/// [`run`]'s call, its answer noted in `answer`.
+#[allow(clippy::too_many_arguments)]
+async fn serve<C, O, P, L>(
+    cache: &Cache,
+    key: &str,
+    tags: &[String],
+    options: &EntryOptions,
+    function: &'static str,
+    load: L,
+    policy: P,
+    answer: &Answer,
 ) -> O
 where
     C: Codec,
@@ -108,15 +166,18 @@ where
         tags: &tags,
         function,
         again: false,
+        answer,
     };
     if crate::invalidation::pending::in_scope() {
         // Inside a transaction's scope the body may read uncommitted rows:
         // nothing is read, stored or shared with other callers (`Pending`).
         rec.add(|c| &c.bypassed, 1);
+        answer.note(Answered::Bypass);
         return uncached(&call, load, &policy).await;
     }
     if !cache.ready() {
         rec.add(|c| &c.bypassed, 1);
+        answer.note(Answered::Bypass);
         let arrived = Arrival::before_read();
         return Box::pin(miss::<C, O, P, L>(
             &call,
@@ -146,6 +207,7 @@ where
     match first {
         Read::Fresh { value, stored, due } => {
             rec.add(|c| &c.hits, 1);
+            answer.note(Answered::Hit);
             if !due {
                 return policy.unstore(value);
             }
@@ -165,6 +227,7 @@ where
             since,
         } if L::SPAWNS && (options.stale.is_some() || options.timeout.is_some()) => {
             rec.add(|c| &c.misses, 1);
+            answer.note(Answered::Miss);
             let fill = refresh_fill(&call, &stored).await;
             let old = Old::new(&stored, since);
             if serves_kept_now(options, since, fill.refreshing) {
@@ -188,6 +251,7 @@ where
         first => {
             if !matches!(first, Read::Failed) {
                 rec.add(|c| &c.misses, 1);
+                answer.note(Answered::Miss);
             }
             // Boxed: the miss path's states would otherwise make every
             // hit's future large.
@@ -264,6 +328,7 @@ where
         fill = None;
         if round == 0 {
             call.rec.add(|c| &c.coalesced, 1);
+            call.answer.note(Answered::Coalesced);
         }
         let (slot, began_after, read_after) = slot;
         // Bounded: a leader that awaits a task making the same call (where
@@ -286,6 +351,7 @@ where
             {
                 if stale {
                     call.rec.add(|c| &c.stale_served, 1);
+                    call.answer.note(Answered::Stale);
                 }
                 return policy.unstore(value);
             }
@@ -414,6 +480,7 @@ where
                     }
                     Err(e) => {
                         call.rec.add(|c| &c.errors, 1);
+                        call.answer.note(Answered::Error);
                         cache.log_failure("lease", options.family_name(), call.key, &e);
                         return bypass::<C, O, P, L>(call, load, policy, publish).await;
                     }
@@ -500,6 +567,9 @@ where
     P: Policy<O> + Clone,
     L: Loader<O, Background<C, P>>,
 {
+    let span = trace::span(options.family_name());
+    let answer = Answer::new(&span);
+    answer.note(Answered::Error);
     let rec = cache.recorder(options.family_name());
     let call = Call {
         cache,
@@ -509,6 +579,11 @@ where
         tags: &[],
         function,
         again: false,
+        answer: &answer,
     };
-    uncached(&call, load, &policy).await
+    let out = uncached(&call, load, &policy)
+        .instrument(span.clone())
+        .await;
+    answer.finish(&span);
+    out
 }

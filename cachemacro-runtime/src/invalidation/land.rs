@@ -1,6 +1,15 @@
 //! One invalidating call's targets, landed: deleted, counted, and whatever
 //! fails logged and queued for replay, even when the caller is dropped
 //! mid-way.
+//!
+//! ## Behavior
+//!
+//! Each landing runs in a `cachemacro.invalidate` span at debug level, with
+//! `function`, `family` (its templates as written, comma-separated,
+//! formatted only when the span is enabled) and `outcome`: `ok`, or
+//! `failed` (queued for replay). No key is recorded.
+
+use tracing::Instrument as _;
 
 use crate::Cache;
 use crate::Error;
@@ -18,6 +27,38 @@ pub(crate) struct Origin {
 /// under. Never fails: what did not land is logged at warn, counted in
 /// `invalidation_errors` and queued for replay by the cache.
 pub(crate) async fn land(cache: &Cache, origin: &Origin, targets: &[(&'static str, Pattern)]) {
+    let span = tracing::debug_span!(
+        "cachemacro.invalidate",
+        function = origin.function,
+        family = %Templates(targets),
+        outcome = tracing::field::Empty,
+    );
+    deletes(cache, origin, targets, &span)
+        .instrument(span.clone())
+        .await;
+}
+
+/// The templates of a landing, comma-separated, for a span's `family`.
+struct Templates<'a>(&'a [(&'static str, Pattern)]);
+
+impl std::fmt::Display for Templates<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (template, _)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(template)?;
+        }
+        Ok(())
+    }
+}
+
+async fn deletes(
+    cache: &Cache,
+    origin: &Origin,
+    targets: &[(&'static str, Pattern)],
+    span: &tracing::Span,
+) {
     let full: Vec<Pattern> = targets.iter().map(|(_, t)| t.clone()).collect();
     // If the caller is cancelled while the deletes are in flight (a handler
     // timeout, a dropped request), the guard queues them: after the body
@@ -30,16 +71,22 @@ pub(crate) async fn land(cache: &Cache, origin: &Origin, targets: &[(&'static st
     // Whatever fails is queued for replay by `delete_targets`.
     let result = cache.delete_targets(&full).await;
     guard.disarm();
+    span.record("outcome", if result.is_ok() { "ok" } else { "failed" });
     match result {
         Ok(_) => {
+            tracing::trace!("cache invalidation landed");
             for (template, _) in targets {
-                cache.recorder(template).record_invalidation(true);
+                cache
+                    .invalidation_recorder(template)
+                    .record_invalidation(true);
             }
         }
         Err((e, failed)) => {
             for (template, target) in targets {
                 let lost = failed.contains(target);
-                cache.recorder(template).record_invalidation(!lost);
+                cache
+                    .invalidation_recorder(template)
+                    .record_invalidation(!lost);
                 if lost {
                     warn_lost(cache, origin, template, target, &e);
                 }

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::key::Pattern;
-use crate::stats::StatsRegistry;
+use crate::stats::{FamilyKind, StatsRegistry};
 use crate::store::Store;
 
 /// Queued invalidations, over full (namespaced) keys.
@@ -58,6 +58,11 @@ struct Snapshot {
 impl Queue {
     fn is_empty(&self) -> bool {
         self.order.is_empty() && !self.flush
+    }
+
+    /// Targets waiting, a pending namespace flush counting as one.
+    fn len(&self) -> usize {
+        self.order.len() + usize::from(self.flush)
     }
 
     /// Adds targets; returns how many older ones were dropped to make room.
@@ -168,11 +173,13 @@ impl Replayer {
         let n = targets.len() as u64;
         let dropped = {
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let before = queue.len();
             let dropped = queue.push(targets, shared.capacity);
             shared.pending.store(!queue.is_empty(), SeqCst);
+            queue_changed(before, queue.len());
             dropped
         };
-        let rec = shared.stats.recorder("");
+        let rec = shared.stats.recorder("", FamilyKind::Cached);
         rec.add(|c| &c.invalidations_queued, n);
         if dropped > 0 {
             rec.add(|c| &c.invalidations_dropped, dropped);
@@ -190,8 +197,7 @@ impl Replayer {
     /// How many targets wait to be replayed (a pending namespace flush
     /// counts as one).
     pub(crate) fn len(&self) -> usize {
-        let queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.order.len() + usize::from(queue.flush)
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Whether the cache may be used: nothing is queued. Never waits: when
@@ -271,7 +277,9 @@ impl Replayer {
             .collect();
         let empty = {
             let mut queue = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let before = queue.len();
             queue.landed(snapshot.flush, &done);
+            queue_changed(before, queue.len());
             let empty = queue.is_empty();
             shared.pending.store(!empty, SeqCst);
             empty
@@ -279,11 +287,21 @@ impl Replayer {
         if !done.is_empty() || snapshot.flush.is_some() {
             shared
                 .stats
-                .recorder("")
+                .recorder("", FamilyKind::Cached)
                 .add(|c| &c.invalidations_replayed, done.len() as u64);
             tracing::info!(replayed = done.len(), "queued cache invalidations landed");
         }
         empty
+    }
+}
+
+/// Reports a change of the queue's length to the `metrics` gauge.
+fn queue_changed(_before: usize, _after: usize) {
+    #[cfg(feature = "metrics")]
+    if _before != _after {
+        let delta =
+            i64::try_from(_after).unwrap_or(i64::MAX) - i64::try_from(_before).unwrap_or(i64::MAX);
+        crate::stats::metrics::queue_changed(delta);
     }
 }
 

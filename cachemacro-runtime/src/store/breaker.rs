@@ -22,7 +22,8 @@
 //!   waits out the cool-down (250 ms by default), goes **half-open**, and
 //!   probes the backend with one `PING` bounded by the operation timeout;
 //!   operations keep failing at once meanwhile. A probe that succeeds
-//!   closes the breaker; one that fails opens it again for another
+//!   closes the breaker (logged at debug: the tier's probes log the
+//!   recovery once at info, with how long it lasted, `store/tier/reach.rs`); one that fails opens it again for another
 //!   cool-down (not a longer one: a `PING` a second costs a down server
 //!   nothing, and caching must resume within a cool-down of Redis coming
 //!   back). If that task is gone (its runtime shut down),
@@ -183,6 +184,7 @@ impl Breaker {
         config: BreakerConfig,
         probe_timeout: Duration,
     ) -> Breaker {
+        report(inner.as_ref(), CLOSED);
         Breaker(Arc::new(Shared {
             inner,
             config,
@@ -293,6 +295,7 @@ impl Shared {
         if opens {
             let now = Instant::now();
             self.state.store(OPEN, SeqCst);
+            report(self.inner.as_ref(), OPEN);
             record.opened += 1;
             record.since = Some(now);
             record.cool_down = self.config.cool_down;
@@ -313,7 +316,10 @@ impl Shared {
         let mut record = self.lock();
         self.failures.store(0, SeqCst);
         if self.state.swap(CLOSED, SeqCst) != CLOSED {
-            tracing::info!(backend = %self.inner.describe(), "the cache backend answers again; calls use it again");
+            report(self.inner.as_ref(), CLOSED);
+            // At debug: the tier's probes log the recovery once, with how
+            // long it lasted (`store/tier/reach.rs`).
+            tracing::debug!(backend = %self.inner.describe(), "the cache backend answers again; the circuit breaker closed");
         }
         record.since = None;
         record.due = None;
@@ -328,6 +334,7 @@ impl Shared {
         }
         self.count(&mut record, error);
         self.state.store(OPEN, SeqCst);
+        report(self.inner.as_ref(), OPEN);
         record.cool_down = self.config.cool_down;
         record.due = Some(Instant::now() + record.cool_down);
         tracing::debug!(error = %error, cool_down = ?record.cool_down, "cache backend probe failed");
@@ -373,6 +380,7 @@ async fn probe(probing: Probing) {
                 continue; // moved on meanwhile
             }
             shared.state.store(HALF_OPEN, SeqCst);
+            report(shared.inner.as_ref(), HALF_OPEN);
         }
         match shared.inner.ping(shared.probe_timeout).await {
             Ok(()) => {
@@ -382,6 +390,20 @@ async fn probe(probing: Probing) {
             Err(e) => shared.reopen(&e),
         }
     }
+}
+
+/// Reports a state to the `metrics` gauge `cachemacro_breaker_state`
+/// (0 closed, 0.5 half-open, 1 open), labelled by backend.
+fn report(_backend: &dyn Store, _state: u8) {
+    #[cfg(feature = "metrics")]
+    crate::stats::metrics::breaker_state(
+        &_backend.describe(),
+        match _state {
+            CLOSED => 0.0,
+            HALF_OPEN => 0.5,
+            _ => 1.0,
+        },
+    );
 }
 
 /// Whether `error` means the backend is unreachable or misbehaving at the

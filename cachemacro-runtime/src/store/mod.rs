@@ -7,6 +7,8 @@ pub(crate) mod memory;
 pub(crate) mod protocol;
 pub(crate) mod redis;
 pub(crate) mod tier;
+#[cfg(feature = "metrics")]
+pub(crate) mod timed;
 mod unavailable;
 
 use std::pin::Pin;

@@ -27,10 +27,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::open(&path)
         .await
         .map_err(|e| format!("opening database {path:?}: {e}"))?;
+    // Before the cache: a family takes its metric handles from the
+    // recorder in force at its first call.
+    let metrics = PrometheusBuilder::new().install_recorder()?;
     let cache = Cache::from_env()
         .await
         .map_err(|e| format!("CACHE_URL: {e}"))?;
-    let metrics = PrometheusBuilder::new().install_recorder()?;
     tracing::info!(db = %path, cache = %cache.describe(), "starting");
 
     let app = Arc::new(App::new(pool, cache).with_metrics(metrics));

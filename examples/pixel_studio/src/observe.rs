@@ -3,14 +3,13 @@
 //! health and the database's), `/cache` (an HTML page of hit rates and the
 //! invalidation map).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use cachemacro_runtime::{FamilyStats, Health, Stats, registry};
+use cachemacro_runtime::{Health, Stats, registry};
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -28,86 +27,22 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     }
 }
 
-/// One family's figures (and the totals), as `/cache/stats` shows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FamilyView {
-    pub hits: u64,
-    pub local_hits: u64,
-    pub misses: u64,
-    pub loads: u64,
-    pub stores: u64,
-    pub errors: u64,
-    pub invalidations: u64,
-    pub invalidation_errors: u64,
-    pub fills_dropped: u64,
-    pub bypassed: u64,
-    pub coalesced: u64,
-    pub distrusted: u64,
-    pub hit_ratio: Option<f64>,
-}
-
-impl FamilyView {
-    fn new(f: &FamilyStats) -> FamilyView {
-        let reads = f.hits + f.misses;
-        FamilyView {
-            hits: f.hits,
-            local_hits: f.local_hits,
-            misses: f.misses,
-            loads: f.loads,
-            stores: f.stores,
-            errors: f.errors,
-            invalidations: f.invalidations,
-            invalidation_errors: f.invalidation_errors,
-            fills_dropped: f.fills_dropped,
-            bypassed: f.bypassed,
-            coalesced: f.coalesced,
-            distrusted: f.distrusted,
-            // TODO(merge obs): `FamilyStats::hit_ratio()` once the obs branch lands.
-            hit_ratio: (reads > 0).then(|| f.hits as f64 / reads as f64),
-        }
-    }
-}
-
-/// `/cache/stats`: the totals, and one entry per family by template.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `/cache/stats`: which backend, and the cache's [`Stats`] as the library
+/// serializes them (totals, `hit_ratio`, `manual`, and `families`: each
+/// template with its `kind`, `cached` or `invalidation`, and figures).
+#[derive(Serialize)]
 pub struct StatsView {
     pub backend: String,
-    pub totals: FamilyView,
-    pub families: BTreeMap<String, FamilyView>,
-}
-
-/// `cache.stats()` as [`StatsView`].
-// TODO(merge obs): serialize `Stats` itself once it is `serde::Serialize`
-// (keeping this shape's `families` map, which the checklist tests read).
-pub fn stats_view(backend: String, stats: &Stats) -> StatsView {
-    let mut totals = FamilyView::new(&FamilyStats::default());
-    totals.hits = stats.hits;
-    totals.local_hits = stats.local_hits;
-    totals.misses = stats.misses;
-    totals.loads = stats.loads;
-    totals.stores = stats.stores;
-    totals.errors = stats.errors;
-    totals.invalidations = stats.invalidations;
-    totals.invalidation_errors = stats.invalidation_errors;
-    totals.fills_dropped = stats.fills_dropped;
-    totals.bypassed = stats.bypassed;
-    totals.coalesced = stats.coalesced;
-    totals.distrusted = stats.distrusted;
-    totals.hit_ratio = stats.hit_ratio();
-    let families = stats
-        .families()
-        .map(|(name, f)| (name.to_owned(), FamilyView::new(f)))
-        .collect();
-    StatsView {
-        backend,
-        totals,
-        families,
-    }
+    #[serde(flatten)]
+    pub stats: Stats,
 }
 
 /// `GET /cache/stats`.
 pub async fn stats(State(app): State<AppState>) -> Json<StatsView> {
-    Json(stats_view(app.cache.describe(), &app.cache.stats()))
+    Json(StatsView {
+        backend: app.cache.describe(),
+        stats: app.cache.stats(),
+    })
 }
 
 /// `/health`: the cache's [`Health`] and whether the database answers.
@@ -173,9 +108,10 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "–".to_owned(), |r| format!("{:.1}%", 100.0 * r))
 }
 
-/// `GET /cache`: per-family hit rates and the invalidation map.
+/// `GET /cache`: per-family hit rates, what each invalidation pattern
+/// cleared, and the invalidation map.
 pub async fn page(State(app): State<AppState>) -> Html<String> {
-    let view = stats_view(app.cache.describe(), &app.cache.stats());
+    let stats = app.cache.stats();
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Pixel Studio cache</title>\
          <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
@@ -184,31 +120,46 @@ pub async fn page(State(app): State<AppState>) -> Html<String> {
     );
     let _ = write!(
         html,
-        "<h1>Cache</h1><p>Backend: <code>{}</code>, hit ratio {}</p>",
-        escape(&view.backend),
-        ratio(view.totals.hit_ratio)
+        "<h1>Cache</h1><p>Backend: <code>{}</code>, hit ratio {} over cached calls \
+         (manual API apart: {} hits, {} misses)</p>",
+        escape(&app.cache.describe()),
+        ratio(stats.hit_ratio()),
+        stats.manual.hits,
+        stats.manual.misses,
     );
     html.push_str(
-        "<h2>Families</h2><table><tr><th>family</th><th>TTL</th><th>hits</th><th>local hits</th>\
+        "<h2>Cached families</h2><table><tr><th>family</th><th>TTL</th><th>hits</th><th>local hits</th>\
                    <th>misses</th><th>loads</th><th>invalidations</th><th>hit ratio</th></tr>",
     );
-    // TODO(merge obs): `Stats::cached_families()` once the obs branch lands.
+    // Every cached function the registry knows, served yet or not.
     let mut families: Vec<_> = registry::cached_families().collect();
     families.sort_by_key(|f| f.template());
     for family in families {
-        let f = view.families.get(family.template());
-        let cell = |n: fn(&FamilyView) -> u64| f.map_or(0, n);
+        let f = stats.family(family.template()).unwrap_or_default();
         let _ = write!(
             html,
             "<tr><td><code>{}</code></td><td>{}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(family.template()),
             family.ttl().as_secs(),
-            cell(|f| f.hits),
-            cell(|f| f.local_hits),
-            cell(|f| f.misses),
-            cell(|f| f.loads),
-            cell(|f| f.invalidations),
-            ratio(f.and_then(|f| f.hit_ratio)),
+            f.hits,
+            f.local_hits,
+            f.misses,
+            f.loads,
+            f.invalidations,
+            ratio(f.hit_ratio()),
+        );
+    }
+    html.push_str(
+        "</table><h2>Invalidation patterns</h2><table><tr><th>pattern or tag</th>\
+         <th>invalidations</th><th>failed (queued, replayed)</th></tr>",
+    );
+    for (pattern, f) in stats.invalidation_patterns() {
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(pattern),
+            f.invalidations,
+            f.invalidation_errors,
         );
     }
     html.push_str("</table><h2>Invalidation map</h2><pre>");

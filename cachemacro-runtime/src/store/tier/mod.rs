@@ -29,6 +29,7 @@ mod coherent;
 mod listen;
 pub(crate) mod local;
 mod message;
+mod reach;
 pub(crate) mod trust;
 mod watch;
 
