@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use cachemacro_runtime::{Cache, Pending, cached, invalidates};
+use cachemacro_runtime::{Cache, Pending, after_commit, cached, invalidates};
 use cachemacro_tests::{Backend, RedisServer, eventually, on_every_backend};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -193,7 +193,7 @@ async fn cached_calls_in_a_scope_bypass_the_cache(b: Backend) {
     assert_eq!(seen, "uncommitted", "the transaction sees its own write");
     assert_eq!(cache.stats().bypassed, bypassed + 1);
     tx.rollback().await.unwrap();
-    pending.discard();
+    pending.run().await; // after a rollback too: one miss, nothing lost
     assert_eq!(
         read(&cache, &pool).await,
         "old",
@@ -202,9 +202,8 @@ async fn cached_calls_in_a_scope_bypass_the_cache(b: Backend) {
 }
 
 /// A `Pending` dropped with recorded invalidations (a handler that
-/// returned early after the commit) queues them: they land by replay, and
-/// the cache is bypassed until they do.
-async fn a_dropped_pending_queues_its_invalidations(b: Backend) {
+/// returned early after the commit) lands them in a task of its own.
+async fn a_dropped_pending_lands_its_invalidations(b: Backend) {
     let (cache, pool) = (b.cache.clone(), database().await);
     assert_eq!(read(&cache, &pool).await, "old");
     let pending = Pending::new();
@@ -214,20 +213,133 @@ async fn a_dropped_pending_queues_its_invalidations(b: Backend) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let queued = cache.stats().invalidations_queued;
+    let landed = cache.stats().invalidations;
     drop(pending);
-    assert_eq!(cache.stats().invalidations_queued, queued + 1);
+    eventually("the dropped invalidation lands", async || {
+        cache.stats().invalidations == landed + 1
+    })
+    .await;
+    assert_eq!(cache.stats().invalidations_queued, 0, "landed, not queued");
+    assert_eq!(read(&cache, &pool).await, "new");
+}
+
+/// A savepoint's `Pending` inside the transaction's: releasing the
+/// savepoint makes nothing visible, so its targets wait for the outer
+/// commit (landing them at the release would let a reader store the old
+/// row before the commit).
+async fn a_savepoint_waits_for_the_outer_commit(b: Backend) {
+    use sqlx::Connection as _;
+    let (cache, pool) = (b.cache.clone(), database().await);
+    assert_eq!(read(&cache, &pool).await, "old");
+    let outer = Pending::new();
+    let mut tx = pool.begin().await.unwrap();
+    outer
+        .scope(async {
+            let inner = Pending::new();
+            let mut savepoint = tx.begin().await.unwrap();
+            inner
+                .scope(rename(&cache, &mut savepoint, 1, "new"))
+                .await
+                .unwrap();
+            inner.commit(savepoint.commit()).await.unwrap();
+        })
+        .await;
+    assert_eq!(outer.len(), 1, "handed to the enclosing Pending");
+    assert_eq!(
+        read(&cache, &pool).await,
+        "old",
+        "a reader stores the old row"
+    );
+    outer.commit(tx.commit()).await.unwrap();
     assert_eq!(
         read(&cache, &pool).await,
         "new",
-        "bypassed or replayed: fresh"
+        "fresh after the outer commit"
     );
-    eventually("the queued invalidation is replayed", async || {
-        cache.stats().invalidations_replayed > 0
+}
+
+/// `after_commit` covers the whole transaction: a cached call between the
+/// write and the commit bypasses the cache, and the invalidation lands
+/// after the commit.
+async fn after_commit_covers_begin_to_commit(b: Backend) {
+    let (cache, pool) = (b.cache.clone(), database().await);
+    assert_eq!(read(&cache, &pool).await, "old");
+    let seen = after_commit(async {
+        let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+        rename(&cache, &mut tx, 1, "new").await?;
+        let seen = user_name(&cache, &mut tx, 1, None).await?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(seen)
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, "new", "the transaction read its own write, uncached");
+    assert_eq!(read(&cache, &pool).await, "new");
+}
+
+/// `before = true` in a scope still deletes before the body, at once; the
+/// second deletion waits for the commit.
+#[invalidates("user-name:<id>", before = true, cache = cache)]
+async fn rename_guarded(
+    cache: &Cache,
+    conn: &mut SqliteConnection,
+    id: i64,
+    name: &str,
+) -> Result<(), String> {
+    sqlx::query("UPDATE users SET name = ? WHERE id = ?")
+        .bind(name)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+async fn before_deletes_at_once_and_after_the_commit(b: Backend) {
+    let (cache, pool) = (b.cache.clone(), database().await);
+    assert_eq!(read(&cache, &pool).await, "old");
+    let landed = cache.stats().invalidations;
+    let pending = Pending::new();
+    let mut tx = pool.begin().await.unwrap();
+    pending
+        .scope(rename_guarded(&cache, &mut tx, 1, "new"))
+        .await
+        .unwrap();
+    assert_eq!(cache.stats().invalidations, landed + 1, "before: at once");
+    assert_eq!(read(&cache, &pool).await, "old");
+    pending.commit(tx.commit()).await.unwrap();
+    assert_eq!(
+        cache.stats().invalidations,
+        landed + 2,
+        "after: at the commit"
+    );
+    assert_eq!(read(&cache, &pool).await, "new");
+}
+
+/// A `run` cancelled after its first poll queues what had not landed,
+/// which then lands by replay.
+async fn a_cancelled_run_queues_what_did_not_land(b: Backend) {
+    let (cache, pool) = (b.cache.clone(), database().await);
+    assert_eq!(read(&cache, &pool).await, "old");
+    let pending = Pending::new();
+    let mut tx = pool.begin().await.unwrap();
+    pending
+        .scope(rename(&cache, &mut tx, 1, "new"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut run = Box::pin(pending.run());
+    // One poll starts the deletion; dropping the future cancels it. On
+    // memory it may land within that poll.
+    let finished = futures::poll!(&mut run).is_ready();
+    drop(run);
+    if !finished {
+        assert_eq!(cache.stats().invalidations_queued, 1, "queued on cancel");
+    }
+    eventually("the invalidation lands", async || {
+        read(&cache, &pool).await == "new"
     })
     .await;
-    assert_eq!(read(&cache, &pool).await, "new");
-    assert_eq!(read(&cache, &pool).await, "new");
 }
 
 /// Keys known only at run time are recorded by hand, and land with the rest.
@@ -245,7 +357,13 @@ async fn manual_records_land_after_the_commit(b: Backend) {
     pending.invalidate_tag(&cache, "users");
     assert_eq!(pending.len(), 3);
     assert_eq!(read(&cache, &pool).await, "old");
+    let landed = cache.stats().invalidations;
     pending.commit(tx.commit()).await.unwrap();
+    assert_eq!(
+        cache.stats().invalidations,
+        landed + 3,
+        "the key, the prefix and the tag"
+    );
     assert_eq!(read(&cache, &pool).await, "new");
 }
 
@@ -254,7 +372,11 @@ on_every_backend!(
     pending_invalidates_after_the_commit,
     a_load_straddling_the_commit_is_not_stored,
     cached_calls_in_a_scope_bypass_the_cache,
-    a_dropped_pending_queues_its_invalidations,
+    a_dropped_pending_lands_its_invalidations,
+    a_savepoint_waits_for_the_outer_commit,
+    after_commit_covers_begin_to_commit,
+    before_deletes_at_once_and_after_the_commit,
+    a_cancelled_run_queues_what_did_not_land,
     manual_records_land_after_the_commit,
 );
 

@@ -54,7 +54,7 @@ pub use crate::codec::{Bincode, Cacheable, Codec, CodecError};
 pub use crate::default::{default_cache, set_default};
 pub use crate::engine::EntryOptions;
 pub use crate::error::{BoxError, Error, LoadTimeout};
-pub use crate::invalidation::Pending;
+pub use crate::invalidation::{Pending, after_commit};
 pub use crate::key::{Hashable, KeyPart, KeyWriter, encode_key_part, hash_key_part};
 pub use crate::stats::{FamilyKind, FamilyStats, ManualStats, Stats};
 pub use crate::store::{BreakerHealth, BreakerState, Problem};

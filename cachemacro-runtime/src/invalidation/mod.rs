@@ -10,7 +10,7 @@ mod targets;
 use std::sync::Arc;
 
 pub(crate) use land::{Origin, land};
-pub use pending::Pending;
+pub use pending::{Pending, after_commit};
 pub(crate) use replay::Replayer;
 
 use crate::Error;

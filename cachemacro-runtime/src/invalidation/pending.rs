@@ -19,10 +19,10 @@ tokio::task_local! {
 /// transaction that is too early: a reader that arrives between the
 /// invalidation and the commit still sees the old row (the transaction is
 /// not visible yet), stores it, and that entry stays stale for a whole TTL.
-/// Run the transaction's invalidating calls in [`Pending::scope`] instead:
-/// they record what they would delete, and [`Pending::commit`] (or
-/// [`Pending::run`] after the commit) deletes it once the new rows are
-/// visible to everyone.
+/// Run the transaction in [`Pending::scope`] instead, from `begin` to
+/// `commit`: its invalidating calls record what they would delete, and
+/// [`Pending::run`] deletes it once the new rows are visible to everyone.
+/// [`after_commit`](crate::after_commit) does both in one call.
 ///
 /// ```
 /// use cachemacro_runtime::{Pending, cached, invalidates};
@@ -45,9 +45,15 @@ tokio::task_local! {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), DbError> {
 /// # let db = Db;
 /// let pending = Pending::new();
-/// let mut tx = db.begin().await?;
-/// pending.scope(use_credits(&mut tx, 42, 1)).await?; // recorded, not yet deleted
-/// pending.commit(tx.commit()).await?;                // committed, then deleted
+/// let written = pending
+///     .scope(async {
+///         let mut tx = db.begin().await?;
+///         use_credits(&mut tx, 42, 1).await?; // recorded, not yet deleted
+///         tx.commit().await
+///     })
+///     .await;
+/// pending.run().await; // committed (or rolled back): deleted now
+/// written?;
 /// # Ok(()) }
 /// ```
 ///
@@ -61,21 +67,26 @@ tokio::task_local! {
 ///   and [`Pending::invalidate_tag`] record keys known only at run time.
 ///   The manual methods of [`Cache`] are never deferred.
 /// * **Cached calls in a scope bypass the cache**: they run their body,
-///   read nothing from the cache and store nothing. Their body may read
-///   through the transaction, whose rows are not committed (and may be
-///   rolled back); storing them would serve data that never existed.
-/// * **After the commit.** [`Pending::commit`] awaits the commit and then
-///   lands every recorded invalidation, whether the commit reported success
-///   or not (a commit whose reply was lost may have landed, and an
-///   invalidation of unchanged data costs one miss).
-///   [`Pending::run`] lands them, for code that commits itself. A target
-///   that fails is logged, counted and queued for replay (and the cache
-///   bypassed until it lands), exactly as for `#[invalidates]`.
-/// * **Nothing is lost.** A `Pending` dropped with recorded targets (the
-///   handler returned early with `?`, its future was cancelled) queues
-///   them for replay and logs a warning: the transaction may have
-///   committed. After an explicit rollback, call [`Pending::discard`].
-#[must_use = "recorded invalidations land only through `commit` or `run` (dropped, they are queued for replay)"]
+///   read nothing from the cache, store nothing and share nothing with
+///   other callers. Their body may read through the transaction, whose rows
+///   are not committed (and may be rolled back). So keep everything that
+///   touches the transaction, its commit included, inside the scope.
+/// * **After the commit.** [`Pending::run`] lands every recorded
+///   invalidation, each call's targets at the same time, whether the
+///   transaction committed or not: after a rollback too (a write in the
+///   scope may have gone through another connection and committed; an
+///   invalidation of unchanged data costs one miss). [`Pending::commit`]
+///   awaits a commit in the scope and then runs. A target that fails is
+///   logged, counted and queued for replay (and the cache bypassed until it
+///   lands), exactly as for `#[invalidates]`.
+/// * **Nested.** Run inside another `Pending`'s scope (a savepoint's
+///   `Pending` inside the transaction's), the targets move to the
+///   enclosing one: they land when the outer transaction commits.
+/// * **Nothing is lost.** A `Pending` dropped with recorded targets (a
+///   handler that returned early with `?`, a cancelled request) lands them
+///   in a task of its own on the current tokio runtime (queued for replay
+///   where there is none), and logs a warning.
+#[must_use = "recorded invalidations land through `run` or `commit` (dropped, they land in a task of their own)"]
 #[derive(Default)]
 pub struct Pending(Arc<Shared>);
 
@@ -83,6 +94,7 @@ pub struct Pending(Arc<Shared>);
 struct Shared(Mutex<Vec<Recorded>>);
 
 /// What one invalidating call would have deleted.
+#[derive(Clone)]
 struct Recorded {
     cache: Cache,
     origin: Origin,
@@ -140,31 +152,35 @@ impl Pending {
         self.len() == 0
     }
 
-    /// Awaits `commit` (the transaction's commit), then lands every
-    /// recorded invalidation (whatever the commit returned), and returns
-    /// what the commit returned.
+    /// Awaits `commit` (the transaction's commit) in this scope, then lands
+    /// every recorded invalidation (whatever the commit returned), and
+    /// returns what the commit returned.
     pub async fn commit<T, E>(self, commit: impl Future<Output = Result<T, E>>) -> Result<T, E> {
-        let out = commit.await;
+        let out = self.scope(commit).await;
         self.run().await;
         out
     }
 
-    /// Lands every recorded invalidation now: call it after the commit.
-    /// Never fails; what does not land is queued for replay.
+    /// Lands every recorded invalidation now: call it after the commit (or
+    /// the rollback). Never fails; what does not land is queued for replay.
+    /// Inside another `Pending`'s scope, hands them to that one instead.
     pub async fn run(self) {
-        let mut rest = Unlanded(self.0.take());
-        rest.0.reverse();
-        while let Some(r) = rest.0.pop() {
-            land(&r.cache, &r.origin, &r.targets).await;
+        let recorded = self.0.take();
+        if recorded.is_empty() {
+            return;
         }
+        let enclosing = SCOPE.try_with(|outer| {
+            if Arc::ptr_eq(outer, &self.0) {
+                return false;
+            }
+            outer.lock().extend(recorded.iter().map(Recorded::clone));
+            true
+        });
+        if enclosing == Ok(true) {
+            return;
+        }
+        land_all(&recorded).await;
     }
-
-    /// Forgets what was recorded: for a transaction that was rolled back,
-    /// so nothing it would have invalidated changed.
-    pub fn discard(self) {
-        drop(self.0.take());
-    }
-
     fn manual(&self, cache: &Cache, pattern: Pattern, at: &'static Location<'static>) {
         let origin = Origin {
             function: "Pending (manual)",
@@ -197,27 +213,72 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let left = self.take();
-        if !left.is_empty() {
-            tracing::warn!(
-                calls = left.len(),
-                "invalidations recorded for after a commit were neither run nor discarded; queued for replay"
-            );
-            drop(Unlanded(left));
+        if left.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            calls = left.len(),
+            "a Pending was dropped with recorded invalidations (an early return, a cancelled call); landing them now"
+        );
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { land_all(&left).await });
+            }
+            Err(_) => {
+                for r in left {
+                    r.cache
+                        .enqueue(r.targets.into_iter().map(|(_, t)| t).collect());
+                }
+            }
         }
     }
 }
 
-/// Recorded invalidations not landed yet: queued for replay if dropped
-/// (a cancelled `run`).
-struct Unlanded(Vec<Recorded>);
+/// Lands each recorded call's targets, all at the same time. Cancelled
+/// after its first poll, each landing's own guard queues what it had not
+/// landed.
+async fn land_all(recorded: &[Recorded]) {
+    futures_util::future::join_all(
+        recorded
+            .iter()
+            .map(|r| land(&r.cache, &r.origin, &r.targets)),
+    )
+    .await;
+}
 
-impl Drop for Unlanded {
-    fn drop(&mut self) {
-        for r in self.0.drain(..) {
-            r.cache
-                .enqueue(r.targets.into_iter().map(|(_, t)| t).collect());
-        }
-    }
+/// Runs `transaction`, from its `begin` to its `commit`, in the scope of a
+/// new [`Pending`], then lands what its `#[invalidates]` calls recorded,
+/// and returns what it returned. The simplest safe way to write a
+/// transaction: its invalidations land after the commit, and its cached
+/// calls never store what it has not committed.
+///
+/// ```
+/// use cachemacro_runtime::{after_commit, invalidates};
+/// # #[derive(Debug)] struct DbError;
+/// # struct Tx; impl Tx { async fn commit(self) -> Result<(), DbError> { Ok(()) } }
+/// # struct Db; impl Db { async fn begin(&self) -> Result<Tx, DbError> { Ok(Tx) } }
+///
+/// #[invalidates("user-collections:<user_id>")]
+/// async fn add_image_to_collection(tx: &mut Tx, user_id: u64, image_id: u64) -> Result<(), DbError> {
+/// #   Ok(())
+///     // … INSERT … on the transaction
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), DbError> {
+/// # let db = Db;
+/// after_commit(async {
+///     let mut tx = db.begin().await?;
+///     add_image_to_collection(&mut tx, 42, 7).await?;
+///     tx.commit().await
+/// })
+/// .await?; // committed, then `user-collections:42` deleted
+/// # Ok(()) }
+/// ```
+pub async fn after_commit<F: Future>(transaction: F) -> F::Output {
+    let pending = Pending::new();
+    let out = pending.scope(transaction).await;
+    pending.run().await;
+    out
 }
 
 /// Whether the current task runs inside a [`Pending::scope`].
@@ -245,37 +306,74 @@ mod tests {
 
     fn send<T: Send>(_: &T) {}
 
+    fn origin() -> Origin {
+        Origin {
+            function: "f",
+            file: "x.rs",
+            line: 1,
+        }
+    }
+
     #[tokio::test]
     async fn a_scope_is_send_and_records_only_inside_it() {
         let cache = Cache::memory();
         let pending = Pending::new();
         let targets = [("t", Pattern::Exact("k".into()))];
-        let origin = Origin {
-            function: "f",
-            file: "x.rs",
-            line: 1,
-        };
-        let scoped = pending.scope(async { record(&cache, origin, &targets) });
+        let scoped = pending.scope(async { record(&cache, origin(), &targets) });
         send(&scoped);
         assert!(scoped.await);
-        assert!(!record(&cache, origin, &targets), "outside the scope");
+        assert!(!record(&cache, origin(), &targets), "outside the scope");
         assert!(!in_scope());
         assert_eq!(pending.len(), 1);
-        pending.discard();
-        assert_eq!(
-            cache.stats().invalidations_queued,
-            0,
-            "discarded, not queued"
-        );
+        assert_eq!(cache.stats().invalidations, 0, "recorded, not landed");
+        pending.run().await;
+        assert_eq!(cache.stats().invalidations, 1);
     }
 
     #[tokio::test]
-    async fn a_dropped_pending_queues_what_it_recorded() {
+    async fn a_nested_pending_hands_its_targets_to_the_enclosing_one() {
+        let cache = Cache::memory();
+        let outer = Pending::new();
+        outer
+            .scope(async {
+                let inner = Pending::new();
+                inner.delete(&cache, "a");
+                inner.run().await; // a savepoint released: nothing visible yet
+            })
+            .await;
+        assert_eq!(
+            cache.stats().invalidations,
+            0,
+            "not before the outer commit"
+        );
+        assert_eq!(outer.len(), 1);
+        outer.run().await;
+        assert_eq!(cache.stats().invalidations, 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_pending_lands_what_it_recorded() {
         let cache = Cache::memory();
         let pending = Pending::new();
         pending.delete(&cache, "a");
         pending.invalidate_tag(&cache, "t");
         drop(pending);
-        assert_eq!(cache.stats().invalidations_queued, 2);
+        for _ in 0..100 {
+            if cache.stats().invalidations == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let stats = cache.stats();
+        assert_eq!((stats.invalidations, stats.invalidations_queued), (2, 0));
+    }
+
+    #[test]
+    fn dropped_outside_a_runtime_it_queues() {
+        let cache = Cache::memory();
+        let pending = Pending::new();
+        pending.delete_pattern(&cache, "a:*");
+        drop(pending);
+        assert_eq!(cache.stats().invalidations_queued, 1);
     }
 }
