@@ -82,7 +82,10 @@ async fn paused_redis_times_out_instead_of_hanging() {
         Err(Error::Timeout(_))
     ));
     assert!(bounded(cache.delete("x")).await.is_err());
-    assert!(cache.stats().errors >= 3);
+    // The cached read and the delete count in the totals, the manual `get`
+    // apart (`Stats::manual`).
+    let s = cache.stats();
+    assert!(s.errors >= 2 && s.manual.errors >= 1, "{s:?}");
     server.resume();
 
     // The entry written before the pause is not trusted (an invalidation
