@@ -515,6 +515,7 @@ fn finish(run: &Run) -> Report {
     }
     let mut report = lock(&run.tally).report.clone();
     report.reads = run.progress.reads();
+    report.elapsed = run.start.elapsed();
     report.paths = run
         .paths
         .read()

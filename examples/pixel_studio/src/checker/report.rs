@@ -69,6 +69,8 @@ pub struct Report {
     pub window: Duration,
     /// Read paths at the end of the run.
     pub paths: usize,
+    /// How long the workload ran (seeding aside).
+    pub elapsed: Duration,
     /// The first few stale reads beyond the window.
     pub violations: Vec<Violation>,
     /// The first few stale reads within the window.
@@ -94,6 +96,16 @@ impl Report {
             self.stale_within_window,
             self.stale_beyond_window
         )
+    }
+
+    /// Writes carried out per second of the workload.
+    pub fn writes_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.writes as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     /// Failed requests over all requests.
@@ -139,11 +151,13 @@ impl fmt::Display for Report {
         writeln!(f, "{}", self.summary())?;
         writeln!(
             f,
-            "  unexplained {}, max age {}, window {:?}, {} read paths",
+            "  unexplained {}, max age {}, window {:?}, {} read paths; ran {:.1}s ({:.1} writes/s)",
             self.unexplained,
             self.max_age.map_or("-".into(), |a| format!("{a:?}")),
             self.window,
-            self.paths
+            self.paths,
+            self.elapsed.as_secs_f64(),
+            self.writes_per_second()
         )?;
         writeln!(
             f,
