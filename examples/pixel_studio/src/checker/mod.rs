@@ -17,8 +17,10 @@
 //!    its value is that of a state between the last write completed before
 //!    it was sent and the last one started before it was answered. A stale
 //!    read is *within the window* only if a window is set (the announcement
-//!    window of a local tier), it is no older than the window, and it was
-//!    read on another instance than the one that wrote.
+//!    window of a local tier), it is no older than the window, its path is
+//!    one the local tier may serve (not a `local = false` family), and
+//!    every write that changed the path since its value was obsoleted ran
+//!    on another instance than the reader's (see `within_window`).
 //!
 //! Every request is bounded by a timeout; a failed or timed-out request is
 //! no read, and is counted; too many of them fail the run.
@@ -341,7 +343,9 @@ async fn write_loop(run: Arc<Run>) -> Result<(), String> {
         run.wrote(&action, instance, written, universe);
         let paths = universe.read_paths();
         match run.snapshot(instance, &paths).await {
-            Ok(state) => lock(&run.history).store(k, state),
+            Ok(state) => {
+                lock(&run.history).store(k, state);
+            }
             Err(why) => {
                 run.abort.store(true, Relaxed);
                 return Err(why);
@@ -430,10 +434,8 @@ impl Run {
             Verdict::Fresh => {}
             Verdict::Pending => lock(&self.tally).pending.push(read),
             Verdict::Stale { age, by } => {
-                let writer = lock(&self.history).write(by).instance;
-                let within = !self.config.window.is_zero()
-                    && age <= self.config.window
-                    && writer != read.instance;
+                let within =
+                    within_window(&lock(&self.history), &read, age, by, self.config.window);
                 let mut tally = lock(&self.tally);
                 let report = &mut tally.report;
                 report.max_age = report.max_age.max(Some(age));
@@ -502,6 +504,66 @@ impl Run {
     }
 }
 
+/// Read routes whose families are kept out of the local tier (`local =
+/// false` in `src/reads.rs`), with their key templates: a stale read of
+/// one cannot come from an announcement delay (a unit test holds this list
+/// to `src/reads.rs`).
+const OUT_OF_LOCAL_TIER: &[(&str, &str)] = &[("/users/{id}/login", "user-login:<user_id>")];
+
+/// Whether `pattern` (`/users/{id}/login`) names `path` (its query aside).
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether reads of `path` may be served by the local tier.
+fn local_tier_eligible(path: &str) -> bool {
+    !OUT_OF_LOCAL_TIER
+        .iter()
+        .any(|(route, _)| route_matches(route, path))
+}
+
+/// Whether a stale read (aged `age`, its value obsoleted by write `by`)
+/// is excused by the local tier's announcement window. Only a local hit
+/// on the reader's instance that missed other instances' invalidations
+/// can be that stale, so it needs all of:
+///
+/// - a window, and an age within it;
+/// - a path the local tier may serve (`local = false` families are read
+///   from Redis or the database only, never late by an announcement);
+/// - no write in `by..=k` (from the one that obsoleted the value to the
+///   last one completed before the read was sent) that changed the path
+///   ran on the reader's instance: such a write cleared the entry in that
+///   instance's own local tier before it answered (read-your-writes within
+///   an instance), so the value cannot have come from there.
+fn within_window(
+    history: &History,
+    read: &Read,
+    age: Duration,
+    by: usize,
+    window: Duration,
+) -> bool {
+    !window.is_zero()
+        && age <= window
+        && local_tier_eligible(&read.path)
+        && history
+            .changed_by(&read.path, by, read.bounds.k)
+            .all(|w| history.write(w).instance != read.instance)
+}
+
 /// Judges the reads left pending, now that every state is recorded.
 fn finish(run: &Run) -> Report {
     let pending = std::mem::take(&mut lock(&run.tally).pending);
@@ -548,6 +610,138 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    const A: usize = 0;
+    const B: usize = 1;
+    const LOGIN: &str = "/users/1/login";
+    const LIKES: &str = "/users/1/likes";
+
+    /// `S_0`, then one write per `(instance, values)`, each completed
+    /// before the next begins.
+    fn history(writes: &[(usize, [i64; 2])]) -> History {
+        let state = |[login, likes]: [i64; 2]| {
+            HashMap::from([
+                (LOGIN.to_owned(), json!(login)),
+                (LIKES.to_owned(), json!(likes)),
+            ])
+        };
+        let mut h = History::default();
+        h.store(0, state([0, 0]));
+        for (n, (instance, values)) in writes.iter().enumerate() {
+            let k = h.begin(*instance, format!("w{}", n + 1));
+            h.complete(k);
+            h.store(k, state(*values));
+        }
+        h
+    }
+
+    /// A read of `path` on `instance` sent now that returned `value`,
+    /// judged; `(within the window of an hour, obsoleted by)`.
+    fn judged(h: &History, path: &str, instance: usize, value: i64) -> (bool, usize) {
+        let now = Instant::now();
+        let bounds = h.bounds(now, now);
+        let value = json!(value);
+        let Verdict::Stale { age, by } = h.judge(path, &value, bounds, now) else {
+            panic!("not stale: {:?}", h.judge(path, &value, bounds, now));
+        };
+        let read = Read {
+            path: path.to_owned(),
+            instance,
+            t0: now,
+            t1: now,
+            value,
+            bounds,
+        };
+        let window = Duration::from_secs(3600);
+        (within_window(h, &read, age, by, window), by)
+    }
+
+    #[test]
+    fn another_instances_write_excuses_a_local_tier_read_within_the_window() {
+        let h = history(&[(B, [0, 1])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (true, 1));
+        // On the writer's own instance: never.
+        assert_eq!(judged(&h, LIKES, B, 0), (false, 1));
+        // Not with no window, nor past it.
+        let now = Instant::now();
+        let read = Read {
+            path: LIKES.into(),
+            instance: A,
+            t0: now,
+            t1: now,
+            value: json!(0),
+            bounds: h.bounds(now, now),
+        };
+        let hour = Duration::from_secs(3600);
+        assert!(!within_window(&h, &read, Duration::ZERO, 1, Duration::ZERO));
+        assert!(!within_window(&h, &read, hour * 2, 1, hour));
+    }
+
+    /// The reviewer's case: B's write 1 obsoleted the value, then A's own
+    /// write 2 changed the path again (clearing A's local entry), and a
+    /// read on A returned the value of before write 1.
+    #[test]
+    fn a_read_after_its_own_instance_changed_the_path_is_beyond_the_window() {
+        let h = history(&[(B, [0, 1]), (A, [0, 2])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (false, 1));
+        // On B, whose write 1 obsoleted it: beyond too.
+        assert_eq!(judged(&h, LIKES, B, 0), (false, 1));
+        // A write of A that did not change the path does not count: the
+        // value 1 was obsoleted by A's write 2, so B may read it late.
+        let h = history(&[(B, [0, 1]), (A, [0, 2]), (A, [0, 2])]);
+        assert_eq!(judged(&h, LIKES, B, 1), (true, 2));
+        // Every change since the value was obsoleted by another instance:
+        // within.
+        let h = history(&[(B, [0, 1]), (B, [0, 3])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (true, 1));
+    }
+
+    #[test]
+    fn a_family_kept_out_of_the_local_tier_is_never_within_the_window() {
+        let h = history(&[(B, [1, 0])]);
+        assert_eq!(judged(&h, LOGIN, A, 0), (false, 1));
+        assert!(!local_tier_eligible("/users/12/login"));
+        assert!(!local_tier_eligible("/users/12/login?x=1"));
+        assert!(local_tier_eligible("/users/12/likes"));
+        assert!(local_tier_eligible("/users/login"));
+        assert!(local_tier_eligible("/users/12/login/x"));
+    }
+
+    /// Every `local = false` family in `src/reads.rs` is in
+    /// [`OUT_OF_LOCAL_TIER`], and every route there is a read route.
+    #[test]
+    fn the_families_out_of_the_local_tier_are_those_of_reads_rs() {
+        let source = include_str!("../reads.rs");
+        let mut kept_out: Vec<&str> = source
+            .split("#[cached(")
+            .skip(1)
+            .filter_map(|attribute| {
+                let attribute = &attribute[..attribute.find(")]").expect("an attribute ends")];
+                let squeezed: String = attribute.split_whitespace().collect();
+                if !squeezed.contains("local=false") {
+                    return None;
+                }
+                let key = attribute.split("key = \"").nth(1).expect("a key");
+                Some(&key[..key.find('"').expect("a quoted key")])
+            })
+            .collect();
+        kept_out.sort_unstable();
+        let mut listed: Vec<&str> = OUT_OF_LOCAL_TIER.iter().map(|(_, key)| *key).collect();
+        listed.sort_unstable();
+        assert!(
+            !kept_out.is_empty(),
+            "src/reads.rs has `local = false` families"
+        );
+        assert_eq!(
+            kept_out, listed,
+            "OUT_OF_LOCAL_TIER is src/reads.rs's `local = false`"
+        );
+        for (route, _) in OUT_OF_LOCAL_TIER {
+            assert!(crate::http::READ_ROUTES.contains(route), "{route}");
+        }
+    }
 
     #[test]
     fn durations_parse() {
