@@ -483,8 +483,12 @@ impl Run {
             .collect();
         let obsoleted_by = by.map(|by| {
             let w = history.write(by);
+            let took = w.complete.map_or("-".into(), |c| {
+                format!("{:?}", c.saturating_duration_since(w.begin))
+            });
             format!(
-                "write {by} ({} on {}), started +{:?}, completed +{:?}",
+                "write {by} ({} on {}), started +{:?}, completed +{:?} (took {took}: the age \
+                 is counted from its completion as the checker saw it)",
                 w.action,
                 self.config.instances[w.instance],
                 since(w.begin),

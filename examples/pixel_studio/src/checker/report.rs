@@ -20,7 +20,8 @@ pub struct Violation {
     pub sent: Duration,
     pub answered: Duration,
     /// The write that made the value obsolete: number, action, instance,
-    /// start and completion since the run started.
+    /// start and completion since the run started, and how long it took
+    /// (`c - b`, its answer's receipt minus its send, client-side).
     pub obsoleted_by: Option<String>,
 }
 
