@@ -22,8 +22,12 @@
 //!    every write that changed the path since its value was obsoleted ran
 //!    on another instance than the reader's (see `within_window`).
 //!
-//! Every request is bounded by a timeout; a failed or timed-out request is
-//! no read, and is counted; too many of them fail the run.
+//! Every request is bounded by a timeout; a failed or timed-out read is
+//! no read, and is counted; too many of them fail the run. A write that
+//! was sent and got no answer (timeout, broken connection) ends the run
+//! with an error: it may take effect at any later time, which breaks the
+//! serialized writes the rule relies on. A write answered 5xx (or never
+//! sent) is complete, and is counted as failed.
 
 mod history;
 mod http;
@@ -51,9 +55,16 @@ pub struct Config {
     pub instances: Vec<String>,
     /// How long the workload runs after seeding, at least.
     pub duration: Duration,
-    /// Past `duration`, the run goes on until this many writes were made
-    /// (a slow machine still checks enough), but never past `max_duration`.
+    /// Past `duration`, the run goes on until this many writes were
+    /// carried out (a slow machine still checks enough), but never past
+    /// `max_duration`; a run with fewer fails.
     pub min_writes: u64,
+    /// Likewise for the writes after which some read path's state changed
+    /// (refused writes and writes that change nothing check nothing);
+    /// `None`: half of `min_writes`.
+    pub min_changing_writes: Option<u64>,
+    /// A run with fewer reads fails.
+    pub min_reads: u64,
     pub max_duration: Duration,
     /// Concurrent readers.
     pub clients: usize,
@@ -69,10 +80,20 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Bound of each write and snapshot.
     pub write_timeout: Duration,
-    /// Failed requests above this share of all fail the run.
+    /// Failed reads above this share of all reads fail the run.
     pub max_error_ratio: f64,
+    /// Failed writes (5xx, or not sent) above this share of all writes
+    /// fail the run (a write sent and not answered ends it at once).
+    pub max_failed_write_ratio: f64,
     /// Violations kept in detail.
     pub keep: usize,
+}
+
+impl Config {
+    /// The changing writes a run needs.
+    pub fn min_changing_writes(&self) -> u64 {
+        self.min_changing_writes.unwrap_or(self.min_writes / 2)
+    }
 }
 
 impl Default for Config {
@@ -80,7 +101,9 @@ impl Default for Config {
         Config {
             instances: vec!["http://127.0.0.1:3000".into()],
             duration: Duration::from_secs(20),
-            min_writes: 0,
+            min_writes: 150,
+            min_changing_writes: None,
+            min_reads: 1_000,
             max_duration: Duration::from_secs(60),
             clients: 32,
             writers: 4,
@@ -90,6 +113,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             max_error_ratio: 0.02,
+            max_failed_write_ratio: 0.02,
             keep: 5,
         }
     }
@@ -101,6 +125,8 @@ impl Default for Config {
 pub struct Progress {
     reads: AtomicU64,
     writes: AtomicU64,
+    carried_out: AtomicU64,
+    changing: AtomicU64,
     failed: AtomicU64,
     /// Set once seeding is done and the workload runs.
     running: AtomicBool,
@@ -114,6 +140,16 @@ impl Progress {
     /// Writes done (carried out or refused).
     pub fn writes(&self) -> u64 {
         self.writes.load(Relaxed)
+    }
+
+    /// Writes the app carried out (2xx).
+    pub fn carried_out(&self) -> u64 {
+        self.carried_out.load(Relaxed)
+    }
+
+    /// Writes after which some read path's state changed.
+    pub fn changing_writes(&self) -> u64 {
+        self.changing.load(Relaxed)
     }
 
     pub fn failed_requests(&self) -> u64 {
@@ -209,6 +245,10 @@ pub async fn run(config: Config, progress: Arc<Progress>) -> Result<Report, Stri
             report: Report {
                 window: config.window,
                 max_error_ratio: config.max_error_ratio,
+                max_failed_write_ratio: config.max_failed_write_ratio,
+                min_reads: config.min_reads,
+                min_writes: config.min_writes,
+                min_changing_writes: config.min_changing_writes(),
                 ..Report::default()
             },
             pending: Vec::new(),
@@ -339,12 +379,34 @@ async fn write_loop(run: Arc<Run>) -> Result<(), String> {
                 run.config.write_timeout,
             )
             .await;
+        if let Err(failure @ (Failure::Timeout | Failure::Transport(_))) = &written {
+            // The write was sent and no answer came: it may still be
+            // running, and commit and invalidate at any later time. Writes
+            // are no longer serialized, and no completion time is sound:
+            // `c_k` now would let later writes and snapshots run while it
+            // lands (states S_k.. would not be the ones between writes),
+            // and `c_k = +inf` would stop `k` at `k - 1` for every later
+            // read (completions are searched in order), judging it against
+            // S_{k-1}..: lenient without end, the false negatives this
+            // checker exists to rule out. So the run ends as "could not
+            // check" (an `Err`, which fails it), without releasing the
+            // writers' turn as if the write had completed.
+            run.abort.store(true, Relaxed);
+            run.progress.writes.fetch_add(1, Relaxed);
+            return Err(format!(
+                "could not check: write {k} ({}) on instance {instance} {failure}: \
+                 when it takes effect is unknown, so writes are no longer serialized",
+                action.describe()
+            ));
+        }
         lock(&run.history).complete(k);
         run.wrote(&action, instance, written, universe);
         let paths = universe.read_paths();
         match run.snapshot(instance, &paths).await {
             Ok(state) => {
-                lock(&run.history).store(k, state);
+                if lock(&run.history).store(k, state) {
+                    run.progress.changing.fetch_add(1, Relaxed);
+                }
             }
             Err(why) => {
                 run.abort.store(true, Relaxed);
@@ -362,7 +424,9 @@ impl Run {
         let ran = self.start.elapsed();
         self.abort.load(Relaxed)
             || ran >= self.config.max_duration.max(self.config.duration)
-            || (ran >= self.config.duration && self.progress.writes() >= self.config.min_writes)
+            || (ran >= self.config.duration
+                && self.progress.carried_out() >= self.config.min_writes
+                && self.progress.changing_writes() >= self.config.min_changing_writes())
     }
 
     /// The oracle on `instance`, or on the others if it fails (a few
@@ -402,6 +466,7 @@ impl Run {
         match written {
             Ok(Written::Done(response)) => {
                 universe.apply(action, &response);
+                self.progress.carried_out.fetch_add(1, Relaxed);
                 lock(&self.tally).report.writes += 1;
             }
             Ok(Written::Refused(_)) => lock(&self.tally).report.refused_writes += 1,
@@ -581,6 +646,7 @@ fn finish(run: &Run) -> Report {
     }
     let mut report = lock(&run.tally).report.clone();
     report.reads = run.progress.reads();
+    report.changing_writes = run.progress.changing_writes();
     report.elapsed = run.start.elapsed();
     report.paths = run
         .paths
