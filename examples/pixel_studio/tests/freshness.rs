@@ -2,7 +2,10 @@
 //! instances (this crate's bin, as OS processes on one SQLite file) on real
 //! Redis: one instance; two with the local tier; two while Redis is killed
 //! and restarted; a Redis Cluster of its own losing a primary; and an app
-//! with one invalidation skipped, which the checker must catch.
+//! with one invalidation skipped, which the checker must catch (and the same
+//! workload without the fault, which must pass). The local-tier runs also
+//! check that the tier served (`local_hits` in each instance's
+//! `/cache/stats`), and the Redis restart that the run went on after it.
 //!
 //! The tests take turns (one lock): each loads both cores for its run.
 
@@ -128,14 +131,16 @@ fn with_local_tier(url: &str) -> String {
     format!("{url}{sep}local_capacity=10000")
 }
 
-/// A run of at least `duration` and 150 writes (a slow machine runs
-/// longer, up to 60 s), 16 readers.
+/// A run of at least `duration`, 150 writes carried out and 75 of them
+/// changing state (a slow machine runs longer, up to 90 s: under load the
+/// two-instance runs make under 3 writes/s), 16 readers; fewer than 1 000
+/// reads, 150 writes, or 75 changing writes fail it (the defaults, which
+/// `freshness_check` requires too).
 fn config(apps: &[&App], duration: Duration, window: Duration, seed: u64) -> Config {
     Config {
         instances: apps.iter().map(|a| a.url.clone()).collect(),
         duration,
-        min_writes: 150,
-        max_duration: Duration::from_secs(60),
+        max_duration: Duration::from_secs(90),
         clients: 16,
         window,
         seed,
@@ -155,12 +160,48 @@ async fn wait_for(what: &str, within: Duration, check: impl Fn() -> bool) {
     }
 }
 
-/// Enough was checked, and nothing was stale beyond the window.
+/// Local hits an instance served, summed over its families in its
+/// `GET /cache/stats` (the runtime's `Stats`: `families: {template: {kind,
+/// hits, local_hits, …}}`, totals at the top level).
+async fn local_hits(app: &App) -> u64 {
+    let url = format!("{}/cache/stats", app.url);
+    let stats: serde_json::Value = reqwest::get(&url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let families = stats["families"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no families in {stats}"));
+    let sum = families
+        .values()
+        .map(|f| f["local_hits"].as_u64().unwrap_or(0))
+        .sum();
+    println!(
+        "  {}: local hits {sum} over its families ({} in the totals)",
+        app.url, stats["local_hits"]
+    );
+    sum
+}
+
+/// The local tier served on every instance: a run of the local-tier
+/// configurations that never hit it would check nothing of it.
+async fn assert_local_tier_served(name: &str, apps: &[&App]) {
+    for app in apps {
+        let hits = local_hits(app).await;
+        assert!(hits > 0, "{name}: {} served no local hit", app.url);
+    }
+}
+
+/// Enough was checked (the report's minimums), and nothing was stale
+/// beyond the window.
 fn assert_fresh(name: &str, report: &Report) {
     println!("{name}: {report}");
     assert!(report.passed(), "{name}: {report}");
-    assert!(report.reads >= 1_000, "{name}: too few reads: {report}");
-    assert!(report.writes >= 100, "{name}: too few writes: {report}");
+    assert!(report.min_reads >= 1_000 && report.min_writes >= 150);
+    assert!(report.min_changing_writes >= 75);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,6 +238,7 @@ async fn two_instances_with_local_tiers_are_stale_only_within_the_window() {
     .await
     .expect("the checker runs");
     assert_fresh("two instances, local tier + Redis", &report);
+    assert_local_tier_served("two instances, local tier + Redis", &[&a, &b]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,15 +270,23 @@ async fn redis_killed_and_restarted_mid_run_serves_no_stale_read() {
     })
     .await;
     redis.restart();
+    let (restarted, at_restart) = (progress.writes(), progress.carried_out());
     let report = run
         .await
         .expect("the checker task")
         .expect("the checker runs");
-    println!("killed after {at_kill} writes, restarted after 30 more");
-    assert_fresh(
-        "two instances, local tier, Redis killed and restarted",
-        &report,
+    let name = "two instances, local tier, Redis killed and restarted";
+    println!(
+        "killed after {at_kill} writes, restarted after {} ({at_restart} carried out); {} carried out after the restart",
+        restarted,
+        report.writes - at_restart
     );
+    assert!(
+        report.writes >= at_restart + 20,
+        "the run ended before it checked Redis back: {report}"
+    );
+    assert_fresh(name, &report);
+    assert_local_tier_served(name, &[&a, &b]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,10 +322,9 @@ async fn a_cluster_losing_a_primary_mid_run_serves_no_stale_read() {
         report.writes > at_failover,
         "the run ended before the failover was over: {report}"
     );
-    assert_fresh(
-        "two instances, local tier, Redis Cluster losing a primary",
-        &report,
-    );
+    let name = "two instances, local tier, Redis Cluster losing a primary";
+    assert_fresh(name, &report);
+    assert_local_tier_served(name, &[&a, &b]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +345,8 @@ async fn the_checker_catches_a_skipped_invalidation() {
     )
     .await
     .expect("the checker runs");
+    drop(app);
+    drop(redis);
     println!("like_image without its invalidation: {report}");
     assert!(!report.passed(), "the checker missed it: {report}");
     assert!(report.stale_beyond_window > 0, "{report}");
@@ -305,4 +356,21 @@ async fn the_checker_catches_a_skipped_invalidation() {
             || v.path.starts_with("/explore")),
         "the stale reads are of the skipped invalidation's reads: {report}"
     );
+
+    // The control: the same seed and workload without the fault (a fresh
+    // database and Redis) has nothing stale, so what the faulty run
+    // caught is the skipped invalidation's.
+    let Some(redis) = RedisServer::start_controllable() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let app = App::start(&scratch.db(), &redis.url(), None);
+    let control = checker::run(
+        config(&[&app], Duration::from_secs(10), Duration::ZERO, 5),
+        Arc::default(),
+    )
+    .await
+    .expect("the checker runs");
+    assert_eq!(control.stale_beyond_window, 0, "the control: {control}");
+    assert_fresh("the control: like_image with its invalidation", &control);
 }

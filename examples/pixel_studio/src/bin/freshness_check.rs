@@ -8,8 +8,10 @@
 //!     --duration 20s --clients 32 --window 188ms
 //! ```
 //!
-//! Exits 0 when no read was stale beyond the window, 1 when some were (or
-//! too many requests failed), 2 when the run could not happen.
+//! Exits 0 when no read was stale beyond the window and enough was checked,
+//! 1 when some were stale (or too many requests failed, or too few reads,
+//! writes, or writes changing state were checked), 2 when the run could not
+//! happen or could not be checked (a write sent and never answered).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,6 +30,21 @@ struct Args {
     /// How long the workload runs (`20s`, `1m`).
     #[arg(long, default_value = "20s", value_parser = checker::parse_duration)]
     duration: Duration,
+    /// Past `--duration`, the run goes on (up to `--max-duration`) until
+    /// this many writes were carried out; a run with fewer fails. The
+    /// default is what `tests/freshness.rs` requires.
+    #[arg(long, default_value_t = Config::default().min_writes)]
+    min_writes: u64,
+    /// Likewise for writes that changed some read path's state (default:
+    /// half of `--min-writes`).
+    #[arg(long)]
+    min_changing_writes: Option<u64>,
+    /// A run with fewer reads fails.
+    #[arg(long, default_value_t = Config::default().min_reads)]
+    min_reads: u64,
+    /// The longest the workload runs.
+    #[arg(long, default_value = "60s", value_parser = checker::parse_duration)]
+    max_duration: Duration,
     /// Concurrent readers.
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -60,6 +77,10 @@ async fn main() -> ExitCode {
             .map(|i| i.trim_end_matches('/').to_owned())
             .collect(),
         duration: args.duration,
+        min_writes: args.min_writes,
+        min_changing_writes: args.min_changing_writes,
+        min_reads: args.min_reads,
+        max_duration: args.max_duration,
         clients: args.clients,
         writers: args.writers,
         window: args.window,

@@ -80,20 +80,40 @@ impl History {
         self.writes[k - 1].complete = Some(Instant::now());
     }
 
-    /// Records state `S_k` (after states `0..k`).
-    pub(crate) fn store(&mut self, k: usize, state: HashMap<String, Value>) {
+    /// Records state `S_k` (after states `0..k`); whether it differs from
+    /// `S_{k-1}` on some path (a path first read in `S_k` counts: a write
+    /// made what it names).
+    pub(crate) fn store(&mut self, k: usize, state: HashMap<String, Value>) -> bool {
         debug_assert_eq!(k, self.stored, "states are stored in order");
+        let mut changed = false;
         for (path, value) in state {
             let changes = self.paths.entry(path).or_default();
             if changes.last().is_none_or(|(_, last)| **last != value) {
                 changes.push((k, Arc::new(value)));
+                changed = true;
             }
         }
         self.stored = k + 1;
+        changed && k > 0
     }
 
     pub(crate) fn write(&self, k: usize) -> &WriteRecord {
         &self.writes[k - 1]
+    }
+
+    /// The writes among `from..=to` that changed `path`: those whose
+    /// state's value of it differs from the one before.
+    pub(crate) fn changed_by(
+        &self,
+        path: &str,
+        from: usize,
+        to: usize,
+    ) -> impl Iterator<Item = usize> + '_ {
+        let changes = self.paths.get(path).map(Vec::as_slice).unwrap_or(&[]);
+        changes
+            .iter()
+            .map(|(state, _)| *state)
+            .filter(move |state| *state >= from.max(1) && *state <= to)
     }
 
     /// `k` and `m` of a read sent at `t0` and answered at `t1`.
@@ -256,6 +276,24 @@ mod tests {
         assert!(h.allowed("/a", b).is_none());
         h.store(k, state(&[("/a", json!(3))]));
         assert_eq!(h.judge("/a", &json!(3), b, now), Verdict::Fresh);
+    }
+
+    #[test]
+    fn the_writes_that_changed_a_path_are_those_its_value_changed_at() {
+        let (mut h, _) = three_writes();
+        assert_eq!(h.changed_by("/a", 1, 3).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(h.changed_by("/a", 2, 3).collect::<Vec<_>>(), [3]);
+        assert_eq!(h.changed_by("/a", 2, 2).count(), 0);
+        // S_0 is no write's.
+        assert_eq!(h.changed_by("/b", 0, 3).count(), 0);
+        assert_eq!(h.changed_by("/nope", 0, 3).count(), 0);
+        let k = h.begin(0, "w4".into());
+        h.complete(k);
+        assert!(!h.store(k, state(&[("/a", json!(2)), ("/b", json!("x"))])));
+        let k = h.begin(0, "w5".into());
+        h.complete(k);
+        assert!(h.store(k, state(&[("/a", json!(2)), ("/b", json!("y"))])));
+        assert_eq!(h.changed_by("/b", 1, 5).collect::<Vec<_>>(), [5]);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub(crate) enum Failure {
     Timeout,
+    /// No connection was made: the request was never sent.
+    Unsent(String),
     /// An answer other than 2xx or 404 (for a read) or 4xx (for a write).
     Status(u16, String),
     Transport(String),
@@ -18,6 +20,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Timeout => write!(f, "timed out"),
+            Failure::Unsent(e) => write!(f, "not sent: {e}"),
             Failure::Status(status, body) => write!(f, "HTTP {status}: {body}"),
             Failure::Transport(e) => write!(f, "{e}"),
         }
@@ -37,7 +40,10 @@ pub(crate) struct Http {
 }
 
 fn failure(e: reqwest::Error) -> Failure {
-    if e.is_timeout() {
+    // A connect timeout is a connect error: nothing was sent.
+    if e.is_connect() {
+        Failure::Unsent(format!("{e:#}"))
+    } else if e.is_timeout() {
         Failure::Timeout
     } else {
         Failure::Transport(format!("{e:#}"))

@@ -17,11 +17,17 @@
 //!    its value is that of a state between the last write completed before
 //!    it was sent and the last one started before it was answered. A stale
 //!    read is *within the window* only if a window is set (the announcement
-//!    window of a local tier), it is no older than the window, and it was
-//!    read on another instance than the one that wrote.
+//!    window of a local tier), it is no older than the window, its path is
+//!    one the local tier may serve (not a `local = false` family), and
+//!    every write that changed the path since its value was obsoleted ran
+//!    on another instance than the reader's (see `within_window`).
 //!
-//! Every request is bounded by a timeout; a failed or timed-out request is
-//! no read, and is counted; too many of them fail the run.
+//! Every request is bounded by a timeout; a failed or timed-out read is
+//! no read, and is counted; too many of them fail the run. A write that
+//! was sent and got no answer (timeout, broken connection) ends the run
+//! with an error: it may take effect at any later time, which breaks the
+//! serialized writes the rule relies on. A write answered 5xx (or never
+//! sent) is complete, and is counted as failed.
 
 mod history;
 mod http;
@@ -49,9 +55,16 @@ pub struct Config {
     pub instances: Vec<String>,
     /// How long the workload runs after seeding, at least.
     pub duration: Duration,
-    /// Past `duration`, the run goes on until this many writes were made
-    /// (a slow machine still checks enough), but never past `max_duration`.
+    /// Past `duration`, the run goes on until this many writes were
+    /// carried out (a slow machine still checks enough), but never past
+    /// `max_duration`; a run with fewer fails.
     pub min_writes: u64,
+    /// Likewise for the writes after which some read path's state changed
+    /// (refused writes and writes that change nothing check nothing);
+    /// `None`: half of `min_writes`.
+    pub min_changing_writes: Option<u64>,
+    /// A run with fewer reads fails.
+    pub min_reads: u64,
     pub max_duration: Duration,
     /// Concurrent readers.
     pub clients: usize,
@@ -67,10 +80,20 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Bound of each write and snapshot.
     pub write_timeout: Duration,
-    /// Failed requests above this share of all fail the run.
+    /// Failed reads above this share of all reads fail the run.
     pub max_error_ratio: f64,
+    /// Failed writes (5xx, or not sent) above this share of all writes
+    /// fail the run (a write sent and not answered ends it at once).
+    pub max_failed_write_ratio: f64,
     /// Violations kept in detail.
     pub keep: usize,
+}
+
+impl Config {
+    /// The changing writes a run needs.
+    pub fn min_changing_writes(&self) -> u64 {
+        self.min_changing_writes.unwrap_or(self.min_writes / 2)
+    }
 }
 
 impl Default for Config {
@@ -78,7 +101,9 @@ impl Default for Config {
         Config {
             instances: vec!["http://127.0.0.1:3000".into()],
             duration: Duration::from_secs(20),
-            min_writes: 0,
+            min_writes: 150,
+            min_changing_writes: None,
+            min_reads: 1_000,
             max_duration: Duration::from_secs(60),
             clients: 32,
             writers: 4,
@@ -88,6 +113,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             max_error_ratio: 0.02,
+            max_failed_write_ratio: 0.02,
             keep: 5,
         }
     }
@@ -99,6 +125,8 @@ impl Default for Config {
 pub struct Progress {
     reads: AtomicU64,
     writes: AtomicU64,
+    carried_out: AtomicU64,
+    changing: AtomicU64,
     failed: AtomicU64,
     /// Set once seeding is done and the workload runs.
     running: AtomicBool,
@@ -112,6 +140,16 @@ impl Progress {
     /// Writes done (carried out or refused).
     pub fn writes(&self) -> u64 {
         self.writes.load(Relaxed)
+    }
+
+    /// Writes the app carried out (2xx).
+    pub fn carried_out(&self) -> u64 {
+        self.carried_out.load(Relaxed)
+    }
+
+    /// Writes after which some read path's state changed.
+    pub fn changing_writes(&self) -> u64 {
+        self.changing.load(Relaxed)
     }
 
     pub fn failed_requests(&self) -> u64 {
@@ -207,6 +245,10 @@ pub async fn run(config: Config, progress: Arc<Progress>) -> Result<Report, Stri
             report: Report {
                 window: config.window,
                 max_error_ratio: config.max_error_ratio,
+                max_failed_write_ratio: config.max_failed_write_ratio,
+                min_reads: config.min_reads,
+                min_writes: config.min_writes,
+                min_changing_writes: config.min_changing_writes(),
                 ..Report::default()
             },
             pending: Vec::new(),
@@ -337,11 +379,35 @@ async fn write_loop(run: Arc<Run>) -> Result<(), String> {
                 run.config.write_timeout,
             )
             .await;
+        if let Err(failure @ (Failure::Timeout | Failure::Transport(_))) = &written {
+            // The write was sent and no answer came: it may still be
+            // running, and commit and invalidate at any later time. Writes
+            // are no longer serialized, and no completion time is sound:
+            // `c_k` now would let later writes and snapshots run while it
+            // lands (states S_k.. would not be the ones between writes),
+            // and `c_k = +inf` would stop `k` at `k - 1` for every later
+            // read (completions are searched in order), judging it against
+            // S_{k-1}..: lenient without end, the false negatives this
+            // checker exists to rule out. So the run ends as "could not
+            // check" (an `Err`, which fails it), without releasing the
+            // writers' turn as if the write had completed.
+            run.abort.store(true, Relaxed);
+            run.progress.writes.fetch_add(1, Relaxed);
+            return Err(format!(
+                "could not check: write {k} ({}) on instance {instance} {failure}: \
+                 when it takes effect is unknown, so writes are no longer serialized",
+                action.describe()
+            ));
+        }
         lock(&run.history).complete(k);
         run.wrote(&action, instance, written, universe);
         let paths = universe.read_paths();
         match run.snapshot(instance, &paths).await {
-            Ok(state) => lock(&run.history).store(k, state),
+            Ok(state) => {
+                if lock(&run.history).store(k, state) {
+                    run.progress.changing.fetch_add(1, Relaxed);
+                }
+            }
             Err(why) => {
                 run.abort.store(true, Relaxed);
                 return Err(why);
@@ -358,7 +424,9 @@ impl Run {
         let ran = self.start.elapsed();
         self.abort.load(Relaxed)
             || ran >= self.config.max_duration.max(self.config.duration)
-            || (ran >= self.config.duration && self.progress.writes() >= self.config.min_writes)
+            || (ran >= self.config.duration
+                && self.progress.carried_out() >= self.config.min_writes
+                && self.progress.changing_writes() >= self.config.min_changing_writes())
     }
 
     /// The oracle on `instance`, or on the others if it fails (a few
@@ -398,6 +466,7 @@ impl Run {
         match written {
             Ok(Written::Done(response)) => {
                 universe.apply(action, &response);
+                self.progress.carried_out.fetch_add(1, Relaxed);
                 lock(&self.tally).report.writes += 1;
             }
             Ok(Written::Refused(_)) => lock(&self.tally).report.refused_writes += 1,
@@ -430,10 +499,8 @@ impl Run {
             Verdict::Fresh => {}
             Verdict::Pending => lock(&self.tally).pending.push(read),
             Verdict::Stale { age, by } => {
-                let writer = lock(&self.history).write(by).instance;
-                let within = !self.config.window.is_zero()
-                    && age <= self.config.window
-                    && writer != read.instance;
+                let within =
+                    within_window(&lock(&self.history), &read, age, by, self.config.window);
                 let mut tally = lock(&self.tally);
                 let report = &mut tally.report;
                 report.max_age = report.max_age.max(Some(age));
@@ -481,8 +548,12 @@ impl Run {
             .collect();
         let obsoleted_by = by.map(|by| {
             let w = history.write(by);
+            let took = w.complete.map_or("-".into(), |c| {
+                format!("{:?}", c.saturating_duration_since(w.begin))
+            });
             format!(
-                "write {by} ({} on {}), started +{:?}, completed +{:?}",
+                "write {by} ({} on {}), started +{:?}, completed +{:?} (took {took}: the age \
+                 is counted from its completion as the checker saw it)",
                 w.action,
                 self.config.instances[w.instance],
                 since(w.begin),
@@ -502,6 +573,66 @@ impl Run {
     }
 }
 
+/// Read routes whose families are kept out of the local tier (`local =
+/// false` in `src/reads.rs`), with their key templates: a stale read of
+/// one cannot come from an announcement delay (a unit test holds this list
+/// to `src/reads.rs`).
+const OUT_OF_LOCAL_TIER: &[(&str, &str)] = &[("/users/{id}/login", "user-login:<user_id>")];
+
+/// Whether `pattern` (`/users/{id}/login`) names `path` (its query aside).
+fn route_matches(pattern: &str, path: &str) -> bool {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether reads of `path` may be served by the local tier.
+fn local_tier_eligible(path: &str) -> bool {
+    !OUT_OF_LOCAL_TIER
+        .iter()
+        .any(|(route, _)| route_matches(route, path))
+}
+
+/// Whether a stale read (aged `age`, its value obsoleted by write `by`)
+/// is excused by the local tier's announcement window. Only a local hit
+/// on the reader's instance that missed other instances' invalidations
+/// can be that stale, so it needs all of:
+///
+/// - a window, and an age within it;
+/// - a path the local tier may serve (`local = false` families are read
+///   from Redis or the database only, never late by an announcement);
+/// - no write in `by..=k` (from the one that obsoleted the value to the
+///   last one completed before the read was sent) that changed the path
+///   ran on the reader's instance: such a write cleared the entry in that
+///   instance's own local tier before it answered (read-your-writes within
+///   an instance), so the value cannot have come from there.
+fn within_window(
+    history: &History,
+    read: &Read,
+    age: Duration,
+    by: usize,
+    window: Duration,
+) -> bool {
+    !window.is_zero()
+        && age <= window
+        && local_tier_eligible(&read.path)
+        && history
+            .changed_by(&read.path, by, read.bounds.k)
+            .all(|w| history.write(w).instance != read.instance)
+}
+
 /// Judges the reads left pending, now that every state is recorded.
 fn finish(run: &Run) -> Report {
     let pending = std::mem::take(&mut lock(&run.tally).pending);
@@ -515,6 +646,8 @@ fn finish(run: &Run) -> Report {
     }
     let mut report = lock(&run.tally).report.clone();
     report.reads = run.progress.reads();
+    report.changing_writes = run.progress.changing_writes();
+    report.elapsed = run.start.elapsed();
     report.paths = run
         .paths
         .read()
@@ -547,6 +680,138 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    const A: usize = 0;
+    const B: usize = 1;
+    const LOGIN: &str = "/users/1/login";
+    const LIKES: &str = "/users/1/likes";
+
+    /// `S_0`, then one write per `(instance, values)`, each completed
+    /// before the next begins.
+    fn history(writes: &[(usize, [i64; 2])]) -> History {
+        let state = |[login, likes]: [i64; 2]| {
+            HashMap::from([
+                (LOGIN.to_owned(), json!(login)),
+                (LIKES.to_owned(), json!(likes)),
+            ])
+        };
+        let mut h = History::default();
+        h.store(0, state([0, 0]));
+        for (n, (instance, values)) in writes.iter().enumerate() {
+            let k = h.begin(*instance, format!("w{}", n + 1));
+            h.complete(k);
+            h.store(k, state(*values));
+        }
+        h
+    }
+
+    /// A read of `path` on `instance` sent now that returned `value`,
+    /// judged; `(within the window of an hour, obsoleted by)`.
+    fn judged(h: &History, path: &str, instance: usize, value: i64) -> (bool, usize) {
+        let now = Instant::now();
+        let bounds = h.bounds(now, now);
+        let value = json!(value);
+        let Verdict::Stale { age, by } = h.judge(path, &value, bounds, now) else {
+            panic!("not stale: {:?}", h.judge(path, &value, bounds, now));
+        };
+        let read = Read {
+            path: path.to_owned(),
+            instance,
+            t0: now,
+            t1: now,
+            value,
+            bounds,
+        };
+        let window = Duration::from_secs(3600);
+        (within_window(h, &read, age, by, window), by)
+    }
+
+    #[test]
+    fn another_instances_write_excuses_a_local_tier_read_within_the_window() {
+        let h = history(&[(B, [0, 1])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (true, 1));
+        // On the writer's own instance: never.
+        assert_eq!(judged(&h, LIKES, B, 0), (false, 1));
+        // Not with no window, nor past it.
+        let now = Instant::now();
+        let read = Read {
+            path: LIKES.into(),
+            instance: A,
+            t0: now,
+            t1: now,
+            value: json!(0),
+            bounds: h.bounds(now, now),
+        };
+        let hour = Duration::from_secs(3600);
+        assert!(!within_window(&h, &read, Duration::ZERO, 1, Duration::ZERO));
+        assert!(!within_window(&h, &read, hour * 2, 1, hour));
+    }
+
+    /// The reviewer's case: B's write 1 obsoleted the value, then A's own
+    /// write 2 changed the path again (clearing A's local entry), and a
+    /// read on A returned the value of before write 1.
+    #[test]
+    fn a_read_after_its_own_instance_changed_the_path_is_beyond_the_window() {
+        let h = history(&[(B, [0, 1]), (A, [0, 2])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (false, 1));
+        // On B, whose write 1 obsoleted it: beyond too.
+        assert_eq!(judged(&h, LIKES, B, 0), (false, 1));
+        // A write of A that did not change the path does not count: the
+        // value 1 was obsoleted by A's write 2, so B may read it late.
+        let h = history(&[(B, [0, 1]), (A, [0, 2]), (A, [0, 2])]);
+        assert_eq!(judged(&h, LIKES, B, 1), (true, 2));
+        // Every change since the value was obsoleted by another instance:
+        // within.
+        let h = history(&[(B, [0, 1]), (B, [0, 3])]);
+        assert_eq!(judged(&h, LIKES, A, 0), (true, 1));
+    }
+
+    #[test]
+    fn a_family_kept_out_of_the_local_tier_is_never_within_the_window() {
+        let h = history(&[(B, [1, 0])]);
+        assert_eq!(judged(&h, LOGIN, A, 0), (false, 1));
+        assert!(!local_tier_eligible("/users/12/login"));
+        assert!(!local_tier_eligible("/users/12/login?x=1"));
+        assert!(local_tier_eligible("/users/12/likes"));
+        assert!(local_tier_eligible("/users/login"));
+        assert!(local_tier_eligible("/users/12/login/x"));
+    }
+
+    /// Every `local = false` family in `src/reads.rs` is in
+    /// [`OUT_OF_LOCAL_TIER`], and every route there is a read route.
+    #[test]
+    fn the_families_out_of_the_local_tier_are_those_of_reads_rs() {
+        let source = include_str!("../reads.rs");
+        let mut kept_out: Vec<&str> = source
+            .split("#[cached(")
+            .skip(1)
+            .filter_map(|attribute| {
+                let attribute = &attribute[..attribute.find(")]").expect("an attribute ends")];
+                let squeezed: String = attribute.split_whitespace().collect();
+                if !squeezed.contains("local=false") {
+                    return None;
+                }
+                let key = attribute.split("key = \"").nth(1).expect("a key");
+                Some(&key[..key.find('"').expect("a quoted key")])
+            })
+            .collect();
+        kept_out.sort_unstable();
+        let mut listed: Vec<&str> = OUT_OF_LOCAL_TIER.iter().map(|(_, key)| *key).collect();
+        listed.sort_unstable();
+        assert!(
+            !kept_out.is_empty(),
+            "src/reads.rs has `local = false` families"
+        );
+        assert_eq!(
+            kept_out, listed,
+            "OUT_OF_LOCAL_TIER is src/reads.rs's `local = false`"
+        );
+        for (route, _) in OUT_OF_LOCAL_TIER {
+            assert!(crate::http::READ_ROUTES.contains(route), "{route}");
+        }
+    }
 
     #[test]
     fn durations_parse() {

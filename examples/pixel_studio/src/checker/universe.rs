@@ -19,6 +19,15 @@ const MAX_SETS: usize = 2;
 /// Collections a user holds at most.
 const MAX_COLLECTIONS: usize = 2;
 
+/// The first users, whose reads include the other key shapes as well (a
+/// second page, another page size, sets filtered by prompt only and by
+/// model only) and whose generation requests are read and updated: every
+/// shape is covered, and the snapshot after each write stays small.
+const VARIANT_USERS: usize = 2;
+
+/// What a processing request's status may be set to.
+const STATUSES: [&str; 4] = ["queued", "processing", "complete", "failed"];
+
 /// One HTTP write and what it does to the world if it succeeds.
 #[derive(Debug, Clone)]
 pub(crate) struct Action {
@@ -98,6 +107,9 @@ pub(crate) struct Universe {
     /// read paths (a deleted one reads as its 404).
     seen_images: BTreeSet<u64>,
     seen_sets: BTreeSet<u64>,
+    /// The generation requests of the variant users (they outlive their
+    /// sets): read paths, and what status updates target.
+    requests: BTreeSet<u64>,
     /// For unique names: a run's own prefix (several runs may share a
     /// database) and a counter.
     nonce: u32,
@@ -136,6 +148,15 @@ impl Universe {
                 ),
             ]);
         }
+        for u in self.users.iter().take(VARIANT_USERS) {
+            paths.extend([
+                format!("/users/{u}/profile?page=2&page_size=2"),
+                format!("/users/{u}/feed?page=2&page_size=2"),
+                format!("/users/{u}/sets?prompt={}", PROMPTS[1].replace(' ', "%20")),
+                format!("/users/{u}/sets?model={}", MODELS[1]),
+            ]);
+        }
+        paths.extend(self.requests.iter().map(|r| format!("/processing/{r}")));
         paths.extend([
             "/explore?q=&page=1".to_owned(),
             "/explore?q=red&page=1".to_owned(),
@@ -291,13 +312,13 @@ impl Universe {
     pub(crate) fn random_action(&mut self, rng: &mut impl Rng) -> Action {
         let user = *self.users.choose(rng).expect("a seeded world has users");
         loop {
-            if let Some(action) = self.try_action(user, rng.random_range(0..100u32), rng) {
+            if let Some(action) = self.try_action(user, rng.random_range(0..106u32), rng) {
                 return action;
             }
         }
     }
 
-    /// The action numbered `dice` (0..100, by weight) for `user`, if the
+    /// The action numbered `dice` (0..106, by weight) for `user`, if the
     /// world allows it.
     fn try_action(&mut self, user: u64, dice: u32, rng: &mut impl Rng) -> Option<Action> {
         let image = pick(self.images.keys().copied(), rng);
@@ -438,7 +459,7 @@ impl Universe {
                     Effect::DeleteImage(image),
                 )
             }
-            _ => {
+            87..100 => {
                 let mine: Vec<u64> = self.sets_of(user).collect();
                 match mine.choose(rng) {
                     Some(&set) if mine.len() >= MAX_SETS || rng.random_bool(0.3) => Action::new(
@@ -449,6 +470,18 @@ impl Universe {
                     ),
                     _ => Self::generate(user, rng),
                 }
+            }
+            // Processing status updates (of any user's request: the route
+            // takes no user).
+            _ => {
+                let request = pick(self.requests.iter().copied(), rng)?;
+                let status = *STATUSES.choose(rng).expect("statuses");
+                Action::new(
+                    Method::POST,
+                    format!("/processing/{request}/status"),
+                    Some(json!({ "status": status, "progress": rng.random_range(0..=100) })),
+                    Effect::Nothing,
+                )
             }
         };
         Some(action)
@@ -533,6 +566,11 @@ impl Universe {
                     .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
                     .unwrap_or_default();
                 self.seen_sets.insert(set);
+                let variant = self.users.iter().take(VARIANT_USERS).any(|&u| u == user);
+                let request = response.pointer("/request/id").and_then(Value::as_u64);
+                if let Some(request) = request.filter(|_| variant) {
+                    self.requests.insert(request);
+                }
                 for &image in &images {
                     self.images.insert(image, set);
                     self.seen_images.insert(image);
@@ -552,6 +590,81 @@ impl Universe {
                 }
                 self.forget_image(image);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    /// Five users (1..=5), each with one generated set of one image.
+    fn world(rng: &mut StdRng) -> Universe {
+        let mut u = Universe::default();
+        for (n, action) in u.seed_round(0, 5, rng).into_iter().enumerate() {
+            u.apply(&action, &json!({ "id": n + 1 }));
+        }
+        for user in 1..=5 {
+            let response = json!({
+                "request": { "id": 100 + user },
+                "set_id": 200 + user,
+                "image_ids": [300 + user],
+            });
+            u.apply(&Universe::generate(user, rng), &response);
+        }
+        u
+    }
+
+    #[test]
+    fn the_read_paths_cover_every_key_shape() {
+        let u = world(&mut StdRng::seed_from_u64(1));
+        let paths = u.read_paths();
+        for path in &paths {
+            crate::read::Read::parse(path).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        }
+        for wanted in [
+            "/users/1/profile?page=1&page_size=10",
+            "/users/1/profile?page=2&page_size=2",
+            "/users/1/feed?page=2&page_size=2",
+            "/users/1/sets",
+            "/users/1/sets?prompt=red%20fox&model=flux",
+            "/users/1/sets?prompt=neon%20city",
+            "/users/1/sets?model=sdxl",
+            "/processing/101",
+            "/processing/102",
+        ] {
+            assert!(paths.iter().any(|p| p == wanted), "{wanted} in {paths:?}");
+        }
+        // Past the variant users: their basic reads only.
+        assert!(
+            paths
+                .iter()
+                .any(|p| p == "/users/3/feed?page=1&page_size=10")
+        );
+        assert!(!paths.iter().any(|p| p.starts_with("/users/3/sets?model")));
+        assert!(!paths.iter().any(|p| p == "/processing/103"));
+    }
+
+    #[test]
+    fn status_updates_of_the_read_requests_are_drawn() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut u = world(&mut rng);
+        let updates: Vec<Action> = (0..2_000)
+            .map(|_| u.random_action(&mut rng))
+            .filter(|a| a.path.starts_with("/processing/"))
+            .collect();
+        assert!(updates.len() > 20, "{}", updates.len());
+        for update in &updates {
+            let request: u64 = update.path["/processing/".len()..]
+                .strip_suffix("/status")
+                .and_then(|id| id.parse().ok())
+                .expect("/processing/{id}/status");
+            assert!((101..=102).contains(&request), "{}", update.describe());
+            let body = update.body.as_ref().expect("a body");
+            assert!(STATUSES.contains(&body["status"].as_str().unwrap()));
+            assert!((0..=100).contains(&body["progress"].as_i64().unwrap()));
         }
     }
 }
