@@ -95,6 +95,21 @@ async fn read(cache: &Cache, pool: &SqlitePool) -> String {
     user_name(cache, &mut conn, 1, None).await.expect("read")
 }
 
+/// A write transaction that renamed user 1 to `new` in the scope of a
+/// fresh `Pending` (recorded, not yet committed).
+async fn renamed_in_scope<'p>(
+    cache: &Cache,
+    pool: &'p SqlitePool,
+) -> (Pending, sqlx::Transaction<'p, sqlx::Sqlite>) {
+    let pending = Pending::new();
+    let mut tx = pool.begin().await.unwrap();
+    pending
+        .scope(rename(cache, &mut tx, 1, "new"))
+        .await
+        .unwrap();
+    (pending, tx)
+}
+
 /// The trap itself, so the tests below can fail: invalidating inside the
 /// transaction lets a reader between the invalidation and the commit store
 /// the old row, and after the commit the cache serves it.
@@ -121,12 +136,7 @@ async fn invalidating_before_the_commit_leaves_the_old_row(b: Backend) {
 async fn pending_invalidates_after_the_commit(b: Backend) {
     let (cache, pool) = (b.cache.clone(), database().await);
     assert_eq!(read(&cache, &pool).await, "old");
-    let pending = Pending::new();
-    let mut tx = pool.begin().await.unwrap();
-    pending
-        .scope(rename(&cache, &mut tx, 1, "new"))
-        .await
-        .unwrap();
+    let (pending, tx) = renamed_in_scope(&cache, &pool).await;
     assert_eq!(pending.len(), 1);
     let before = cache.stats().invalidations;
     assert_eq!(
@@ -145,12 +155,7 @@ async fn pending_invalidates_after_the_commit(b: Backend) {
 async fn a_load_straddling_the_commit_is_not_stored(b: Backend) {
     let (cache, pool) = (b.cache.clone(), database().await);
     let gate = std::sync::Arc::new(Gate::default());
-    let pending = Pending::new();
-    let mut tx = pool.begin().await.unwrap();
-    pending
-        .scope(rename(&cache, &mut tx, 1, "new"))
-        .await
-        .unwrap();
+    let (pending, tx) = renamed_in_scope(&cache, &pool).await;
     let reader = {
         let (cache, pool, gate) = (cache.clone(), pool.clone(), gate.clone());
         tokio::spawn(async move {
@@ -206,12 +211,7 @@ async fn cached_calls_in_a_scope_bypass_the_cache(b: Backend) {
 async fn a_dropped_pending_lands_its_invalidations(b: Backend) {
     let (cache, pool) = (b.cache.clone(), database().await);
     assert_eq!(read(&cache, &pool).await, "old");
-    let pending = Pending::new();
-    let mut tx = pool.begin().await.unwrap();
-    pending
-        .scope(rename(&cache, &mut tx, 1, "new"))
-        .await
-        .unwrap();
+    let (pending, tx) = renamed_in_scope(&cache, &pool).await;
     tx.commit().await.unwrap();
     let landed = cache.stats().invalidations;
     drop(pending);
@@ -321,12 +321,7 @@ async fn before_deletes_at_once_and_after_the_commit(b: Backend) {
 async fn a_cancelled_run_queues_what_did_not_land(b: Backend) {
     let (cache, pool) = (b.cache.clone(), database().await);
     assert_eq!(read(&cache, &pool).await, "old");
-    let pending = Pending::new();
-    let mut tx = pool.begin().await.unwrap();
-    pending
-        .scope(rename(&cache, &mut tx, 1, "new"))
-        .await
-        .unwrap();
+    let (pending, tx) = renamed_in_scope(&cache, &pool).await;
     tx.commit().await.unwrap();
     let mut run = Box::pin(pending.run());
     // One poll starts the deletion; dropping the future cancels it. On
@@ -397,12 +392,7 @@ async fn invalidations_failing_after_the_commit_are_replayed() {
     let pool = database().await;
     assert_eq!(read(&cache, &pool).await, "old");
     assert_eq!(read(&cache, &pool).await, "old");
-    let pending = Pending::new();
-    let mut tx = pool.begin().await.unwrap();
-    pending
-        .scope(rename(&cache, &mut tx, 1, "new"))
-        .await
-        .unwrap();
+    let (pending, tx) = renamed_in_scope(&cache, &pool).await;
     tx.commit().await.unwrap();
     server.stop();
     pending.run().await;
